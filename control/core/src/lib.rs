@@ -5,3 +5,5 @@
 #![deny(missing_docs)]
 
 pub mod frames;
+pub mod kinematics;
+pub mod registration;

@@ -1,0 +1,254 @@
+//! Assembling slices into a volume: consistency checks, sorting along the normal, spacing checks.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use acus_control::frames::Point;
+use acus_control::registration::{push_bright, BrightVoxels, CtVolume, VolumeGeometry};
+use nalgebra::{Point3, Unit, Vector3};
+use rayon::prelude::*;
+
+use crate::slice::{read_header, SliceHeader as Slice};
+use crate::DicomError;
+
+/// Cosines may differ by this much (≈ 0.006°) and still count as one orientation.
+const ORIENTATION_TOLERANCE: f64 = 1e-4;
+/// Positions closer than this along the normal are the same slice, mm.
+const DUPLICATE_TOLERANCE_MM: f64 = 1e-3;
+
+/// What the import found besides the volume.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesReport {
+    /// Series Instance UID.
+    pub series_uid: String,
+    /// Slices read.
+    pub slices: usize,
+    /// Files skipped (not DICOM, or DICOM without pixel data).
+    pub skipped: usize,
+    /// Voxels above the threshold asked for (empty, threshold i16::MAX, if none was asked).
+    pub bright: BrightVoxels,
+}
+
+/// Reads every file of `dir` (not recursing) as one CT series.
+pub fn read_ct_series(dir: &Path) -> Result<(CtVolume, SeriesReport), DicomError> {
+    read_ct_series_indexed(dir, None, Vec::new())
+}
+
+/// As [`read_ct_series`], also listing the voxels above `bright_threshold` HU in the report (for
+/// `register_volume_seeded`, which then skips its own pass over the volume), and decoding into `buffer` (a previous
+/// volume's `into_hu()`, or an empty Vec) to avoid a fresh allocation.
+pub fn read_ct_series_indexed(
+    dir: &Path,
+    bright_threshold: Option<i16>,
+    buffer: Vec<i16>,
+) -> Result<(CtVolume, SeriesReport), DicomError> {
+    let io = |source| DicomError::Io { path: dir.display().to_string(), source };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if entry.file_type().map_err(io)?.is_file() {
+            paths.push(entry.path());
+        }
+    }
+    paths.sort();
+    read_ct_files(&paths, &dir.display().to_string(), bright_threshold, buffer)
+}
+
+/// True if the file carries the DICOM Part 10 magic ("DICM" after the 128-byte preamble).
+fn is_dicom_file(path: &Path) -> Result<bool, DicomError> {
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).map_err(|source| DicomError::Io { path: path.display().to_string(), source })?;
+    let mut head = [0u8; 132];
+    match f.read_exact(&mut head) {
+        Ok(()) => Ok(&head[128..] == b"DICM"),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(source) => Err(DicomError::Io { path: path.display().to_string(), source }),
+    }
+}
+
+/// Reads the given files as one CT series (`label` names the source in errors), optionally listing voxels above
+/// `bright_threshold` HU, decoding into `buffer` (recycled; see [`read_ct_series_indexed`]). Files without the DICOM
+/// magic and DICOM objects that are not images are skipped.
+pub fn read_ct_files(
+    paths: &[PathBuf],
+    label: &str,
+    bright_threshold: Option<i16>,
+    buffer: Vec<i16>,
+) -> Result<(CtVolume, SeriesReport), DicomError> {
+    let decoded: Vec<Option<Slice>> = paths
+        .par_iter()
+        .map(|path| if is_dicom_file(path)? { read_header(path) } else { Ok(None) })
+        .collect::<Result<_, _>>()?;
+    let skipped = decoded.iter().filter(|s| s.is_none()).count();
+    let mut slices: Vec<Slice> = decoded.into_iter().flatten().collect();
+    let Some(first) = slices.first() else {
+        return Err(DicomError::NoImages { dir: label.to_string(), skipped });
+    };
+
+    // One series.
+    let mut by_series: BTreeMap<&str, (usize, &Path)> = BTreeMap::new();
+    for s in &slices {
+        by_series.entry(s.series_uid.as_str()).or_insert((0, s.path.as_path())).0 += 1;
+    }
+    if by_series.len() > 1 {
+        let a = first.series_uid.clone();
+        let (b, count_b, path_b) = by_series
+            .iter()
+            .find(|(uid, _)| **uid != a)
+            .map(|(u, v)| (u.to_string(), v.0, v.1.display().to_string()))
+            .unwrap_or_default();
+        return Err(DicomError::MixedSeries {
+            count_a: by_series.get(a.as_str()).map(|v| v.0).unwrap_or(0),
+            series_a: a,
+            series_b: b,
+            count_b,
+            path_b,
+        });
+    }
+
+    // One orientation, size and pixel spacing.
+    let ori = first.orientation;
+    let row = Vector3::new(ori[0], ori[1], ori[2]);
+    let col = Vector3::new(ori[3], ori[4], ori[5]);
+    if (row.norm() - 1.0).abs() > 1e-3 || (col.norm() - 1.0).abs() > 1e-3 || row.dot(&col).abs() > 1e-3 {
+        return Err(DicomError::InvalidAttribute {
+            path: first.path.display().to_string(),
+            attribute: "ImageOrientationPatient",
+            value: format!("{ori:?} (cosines must be unit and orthogonal)"),
+        });
+    }
+    for s in &slices {
+        let d = (0..6).map(|i| (s.orientation[i] - ori[i]).abs()).fold(0.0, f64::max);
+        if d > ORIENTATION_TOLERANCE {
+            let angle = |a: Vector3<f64>, b: Vector3<f64>| a.angle(&b).to_degrees();
+            let o = s.orientation;
+            let angle_deg = angle(row, Vector3::new(o[0], o[1], o[2])).max(angle(col, Vector3::new(o[3], o[4], o[5])));
+            return Err(DicomError::MixedOrientation {
+                path: s.path.display().to_string(),
+                first: first.path.display().to_string(),
+                angle_deg,
+            });
+        }
+        if s.rows != first.rows || s.columns != first.columns {
+            return Err(DicomError::InconsistentSlices {
+                path: s.path.display().to_string(),
+                detail: format!("{}×{} pixels, first slice {}×{}", s.columns, s.rows, first.columns, first.rows),
+            });
+        }
+        if (0..2).any(|i| (s.pixel_spacing[i] - first.pixel_spacing[i]).abs() > 1e-4) {
+            return Err(DicomError::InconsistentSlices {
+                path: s.path.display().to_string(),
+                detail: format!("pixel spacing {:?} mm, first slice {:?} mm", s.pixel_spacing, first.pixel_spacing),
+            });
+        }
+    }
+
+    // Sort along the normal; check duplicates, gaps, spacing and shear.
+    let normal = Unit::new_normalize(row.cross(&col));
+    let along = |s: &Slice| Vector3::from(s.position).dot(&normal);
+    slices.sort_by(|a, b| along(a).total_cmp(&along(b)));
+    let pos: Vec<f64> = slices.iter().map(along).collect();
+    for w in 0..pos.len().saturating_sub(1) {
+        if pos[w + 1] - pos[w] < DUPLICATE_TOLERANCE_MM {
+            return Err(DicomError::DuplicateSlice {
+                position_mm: pos[w],
+                path_a: slices[w].path.display().to_string(),
+                path_b: slices[w + 1].path.display().to_string(),
+            });
+        }
+    }
+    let spacing_mm = if pos.len() >= 2 {
+        let mut gaps: Vec<f64> = pos.windows(2).map(|w| w[1] - w[0]).collect();
+        gaps.sort_by(f64::total_cmp);
+        let nominal = gaps[gaps.len() / 2];
+        let tol = (0.01 * nominal).max(0.01);
+        for w in 0..pos.len() - 1 {
+            let gap = pos[w + 1] - pos[w];
+            if (gap - nominal).abs() <= tol {
+                continue;
+            }
+            let ratio = (gap / nominal).round();
+            if ratio >= 2.0 && (gap - ratio * nominal).abs() <= tol * ratio {
+                return Err(DicomError::MissingSlices {
+                    missing: ratio as usize - 1,
+                    from_mm: pos[w],
+                    to_mm: pos[w + 1],
+                    spacing_mm: nominal,
+                });
+            }
+            return Err(DicomError::NonUniformSpacing {
+                gap_mm: gap,
+                from_mm: pos[w],
+                to_mm: pos[w + 1],
+                spacing_mm: nominal,
+            });
+        }
+        // Slice origins must lie on one line along the normal.
+        let p0 = Vector3::from(slices[0].position);
+        for s in &slices {
+            let d = Vector3::from(s.position) - p0;
+            let sideways = (d - normal.into_inner() * d.dot(&normal)).norm();
+            if sideways > 0.01 + 1e-3 * d.norm() {
+                return Err(DicomError::ShearedStack { path: s.path.display().to_string(), offset_mm: sideways });
+            }
+        }
+        (pos[pos.len() - 1] - pos[0]) / (pos.len() - 1) as f64
+    } else {
+        // A single slice: its spacing is only nominal.
+        first_spacing(&slices[0])?
+    };
+
+    let s0 = &slices[0];
+    let thickness_mm = s0.thickness.unwrap_or(spacing_mm);
+    let geometry = VolumeGeometry {
+        origin: Point::new(Point3::from(Vector3::from(s0.position) * 1e-3)),
+        row_dir: Unit::new_normalize(row),
+        col_dir: Unit::new_normalize(col),
+        normal,
+        // PixelSpacing is [row spacing (along a column), column spacing (along a row)].
+        spacing: Vector3::new(s0.pixel_spacing[1], s0.pixel_spacing[0], spacing_mm) * 1e-3,
+        slice_thickness: thickness_mm * 1e-3,
+    };
+    let dims = [s0.columns, s0.rows, slices.len()];
+    let series_uid = s0.series_uid.clone();
+    let count = slices.len();
+    if dims[0] * dims[1] * dims[2] > u32::MAX as usize {
+        return Err(DicomError::InconsistentSlices {
+            path: label.to_string(),
+            detail: format!("{}×{}×{} voxels, more than 2^32", dims[0], dims[1], dims[2]),
+        });
+    }
+    // Convert each slice straight into its place in the volume, in parallel.
+    // Every voxel is overwritten below, so a recycled buffer of the right length is not zeroed again.
+    let mut hu = buffer;
+    let n = dims[0] * dims[1] * dims[2];
+    if hu.len() != n {
+        hu.clear();
+        hu.resize(n, 0);
+    }
+    // With a threshold, list the bright voxels of each slice while it is still in cache (for the sphere detector).
+    let plane = dims[0] * dims[1];
+    let per_slice: Vec<Vec<u32>> = hu
+        .par_chunks_mut(plane)
+        .zip(slices.par_iter())
+        .enumerate()
+        .map(|(k, (out, s))| {
+            s.decode_into(out)?;
+            let Some(thr) = bright_threshold else { return Ok(Vec::new()) };
+            let mut list = Vec::new();
+            push_bright(out, thr, (k * plane) as u32, &mut list);
+            Ok(list)
+        })
+        .collect::<Result<_, DicomError>>()?;
+    let bright = BrightVoxels { threshold_hu: bright_threshold.unwrap_or(i16::MAX), indices: per_slice.concat() };
+    let volume = CtVolume::new(dims, hu, geometry)?;
+    Ok((volume, SeriesReport { series_uid, slices: count, skipped, bright }))
+}
+
+fn first_spacing(s: &Slice) -> Result<f64, DicomError> {
+    s.spacing_between.or(s.thickness).filter(|v| *v > 0.0).ok_or_else(|| DicomError::MissingAttribute {
+        path: s.path.display().to_string(),
+        attribute: "SliceThickness (needed for a single-slice series)",
+    })
+}

@@ -1,0 +1,174 @@
+//! The pure cycle without a bus: CiA 402 sequencing, safe start-up, latching and reset edges,
+//! limits. Drives are the emulator's drive model fed with the PDO bytes the master encodes.
+#![allow(clippy::needless_range_loop)]
+
+mod common;
+
+use acus_ethercat::cia402::{cw, DriveState};
+use acus_ethercat::cycle::{BusHealth, Command, Fault, Mode};
+use common::pure::PureRig;
+
+fn rig() -> (PureRig, f64) {
+    let cfg = common::config();
+    (PureRig::new(&cfg.axes, cfg.cycle_time_s), cfg.cycle_time_s)
+}
+
+fn run(rig: &mut PureRig, dt: f64, cmd: &Command, cycles: usize) -> acus_ethercat::cycle::Status {
+    let mut s = rig.master_step(BusHealth::Ok, cmd);
+    rig.drives_step(dt);
+    for _ in 1..cycles {
+        s = rig.master_step(BusHealth::Ok, cmd);
+        rig.drives_step(dt);
+    }
+    s
+}
+
+fn enabled_cmd() -> Command {
+    Command {
+        enable: true,
+        enable_seq: 1,
+        ..Command::default()
+    }
+}
+
+#[test]
+fn enable_walks_the_power_state_machine_and_starts_at_actual() {
+    let (mut rig, dt) = rig();
+    let s = run(&mut rig, dt, &Command::default(), 3);
+    assert_eq!(s.mode, Mode::Disabled);
+    let actual = s.actual;
+    let cmd = enabled_cmd();
+    // Disabled holds the drives in Ready to switch on (shutdown); enabling continues from there.
+    let mut words = vec![s.controlword[0]];
+    let mut s = s;
+    for _ in 0..10 {
+        s = run(&mut rig, dt, &cmd, 1);
+        if words.last() != Some(&s.controlword[0]) {
+            words.push(s.controlword[0]);
+        }
+    }
+    assert_eq!(words, [cw::SHUTDOWN, cw::SWITCH_ON, cw::ENABLE_OPERATION]);
+    assert_eq!(s.mode, Mode::Enabled);
+    for i in 0..6 {
+        assert_eq!(
+            s.setpoint[i], actual[i],
+            "axis {i}: first setpoint is the actual position"
+        );
+        assert_eq!(s.drive_state[i], DriveState::OperationEnabled);
+    }
+}
+
+#[test]
+fn goals_are_clamped_to_the_joint_range() {
+    let (mut rig, dt) = rig();
+    let mut cmd = enabled_cmd();
+    run(&mut rig, dt, &cmd, 10);
+    cmd.goal[..6].copy_from_slice(&[1.0, -1.0, 1.0, 3.0, -3.0, 1.0]);
+    cmd.goal_seq = 1;
+    let s = run(&mut rig, dt, &cmd, 12_000);
+    assert_eq!(s.fault, None);
+    let cfg = common::config();
+    for (i, a) in cfg.axes.iter().enumerate() {
+        let want = cmd.goal[i].clamp(a.lower, a.upper);
+        assert_eq!(s.setpoint[i], a.to_si(a.to_counts(want)), "axis {i}");
+    }
+}
+
+#[test]
+fn bus_fault_latches_with_quick_stop_and_needs_reset_then_enable() {
+    let (mut rig, dt) = rig();
+    let mut cmd = enabled_cmd();
+    run(&mut rig, dt, &cmd, 10);
+    let s = rig.master_step(
+        BusHealth::WorkingCounter {
+            got: 15,
+            expected: 18,
+        },
+        &cmd,
+    );
+    assert_eq!(
+        s.fault,
+        Some(Fault::WorkingCounter {
+            got: 15,
+            expected: 18
+        })
+    );
+    assert!(
+        s.controlword[..6].iter().all(|c| *c == cw::QUICK_STOP),
+        "quick stop in the same cycle"
+    );
+    rig.drives_step(dt);
+    // Healthy frames again: still latched; a new enable request does nothing.
+    cmd.enable_seq = 2;
+    let s = run(&mut rig, dt, &cmd, 200);
+    assert_eq!(s.mode, Mode::Faulted);
+    assert!(s.drive_state[..6]
+        .iter()
+        .all(|d| *d == DriveState::SwitchOnDisabled));
+    // Reset → Disabled (not re-enabled by the still-true enable level).
+    cmd.reset_seq = 1;
+    let s = run(&mut rig, dt, &cmd, 20);
+    assert_eq!((s.mode, s.fault), (Mode::Disabled, None));
+    cmd.enable_seq = 3;
+    let s = run(&mut rig, dt, &cmd, 20);
+    assert_eq!(s.mode, Mode::Enabled);
+}
+
+#[test]
+fn drive_fault_reset_is_a_rising_edge_of_bit_7() {
+    let (mut rig, dt) = rig();
+    let mut cmd = enabled_cmd();
+    run(&mut rig, dt, &cmd, 10);
+    rig.inject_fault(1, 0x2310);
+    let s = run(&mut rig, dt, &cmd, 1);
+    assert_eq!(
+        s.fault,
+        Some(Fault::Drive {
+            axis: 1,
+            code: 0x2310
+        })
+    );
+    let s = run(&mut rig, dt, &cmd, 100);
+    assert_eq!(s.drive_state[1], DriveState::Fault);
+    assert_eq!(s.controlword[1], cw::DISABLE_VOLTAGE);
+    cmd.enable = false;
+    cmd.reset_seq = 1;
+    let mut seen = Vec::new();
+    let mut s = s;
+    for _ in 0..6 {
+        s = run(&mut rig, dt, &cmd, 1);
+        seen.push(s.controlword[1]);
+    }
+    // 0x80 once (the edge), after which the drive leaves Fault and the group is Disabled.
+    assert_eq!(seen[0], cw::FAULT_RESET);
+    assert_eq!(s.mode, Mode::Disabled);
+    assert_eq!(s.drive_state[1], DriveState::ReadyToSwitchOn);
+}
+
+#[test]
+fn following_error_latches() {
+    let (mut rig, dt) = rig();
+    let mut cmd = enabled_cmd();
+    run(&mut rig, dt, &cmd, 10);
+    cmd.goal[..6].copy_from_slice(&[0.05, 0.0, 0.075, 0.0, 0.0, 0.1]);
+    cmd.goal_seq = 1;
+    // The master keeps commanding but the drives stop answering with new positions
+    // (inputs frozen): the setpoint runs away from the actual position.
+    let mut s = run(&mut rig, dt, &cmd, 5);
+    for _ in 0..2000 {
+        s = rig.master_step(BusHealth::Ok, &cmd);
+        if s.fault.is_some() {
+            break;
+        }
+    }
+    match s.fault {
+        Some(Fault::FollowingError { axis, error }) => {
+            let w = common::config().axes[usize::from(axis)].following_error_window;
+            assert!(
+                error.abs() > w && error.abs() < 1.5 * w,
+                "axis {axis}: error {error}, window {w}"
+            );
+        }
+        other => panic!("expected a following error, got {other:?}"),
+    }
+}

@@ -1,0 +1,222 @@
+//! Scene description: solid shapes with HU values in the CT frame (metres), painted in order.
+
+use acus_control::frames::{Ct, Point, RobotBase, Transform};
+use acus_control::registration::FiducialModel;
+use nalgebra::{Point3, Vector3};
+
+/// Air.
+pub const AIR_HU: f64 = -1000.0;
+/// Fat.
+pub const FAT_HU: f64 = -100.0;
+/// Soft tissue (muscle, liver).
+pub const SOFT_TISSUE_HU: f64 = 40.0;
+/// Fiducial spheres: a dense ceramic, bright but below the 3071 HU ceiling of 12-bit scanners so nothing clips.
+pub const FIDUCIAL_HU: f64 = 2500.0;
+
+/// A solid. Each shape has a level function `h` (inside iff `h ≤ 1`) with a known Lipschitz bound `L`, so a voxel whose
+/// centre has `|h − 1| > L·r` cannot be crossed by the surface within radius `r` and needs no supersampling.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shape {
+    /// A ball.
+    Sphere {
+        /// Centre.
+        center: Point3<f64>,
+        /// Radius, metres.
+        radius: f64,
+    },
+    /// An axis-aligned ellipsoid.
+    Ellipsoid {
+        /// Centre.
+        center: Point3<f64>,
+        /// Semi-axes along x, y, z, metres.
+        semi_axes: Vector3<f64>,
+    },
+    /// An elliptic cylinder along z (the patient's long axis), flat ends.
+    EllipticCylinder {
+        /// Centre.
+        center: Point3<f64>,
+        /// Semi-axes along x and y, metres.
+        semi_x: f64,
+        /// Semi-axis along y, metres.
+        semi_y: f64,
+        /// Half of the length along z, metres.
+        half_length: f64,
+    },
+    /// A segment with a radius (a needle shaft with a rounded tip).
+    Capsule {
+        /// One end.
+        a: Point3<f64>,
+        /// Other end.
+        b: Point3<f64>,
+        /// Radius, metres.
+        radius: f64,
+    },
+}
+
+impl Shape {
+    /// Level value: ≤ 1 inside.
+    pub fn level(&self, p: &Point3<f64>) -> f64 {
+        match self {
+            Shape::Sphere { center, radius } => (p - center).norm() / radius,
+            Shape::Ellipsoid { center, semi_axes } => (p - center).component_div(semi_axes).norm(),
+            Shape::EllipticCylinder { center, semi_x, semi_y, half_length } => {
+                let d = p - center;
+                let radial = ((d.x / semi_x).powi(2) + (d.y / semi_y).powi(2)).sqrt();
+                radial.max(d.z.abs() / half_length)
+            }
+            Shape::Capsule { a, b, radius } => {
+                let ab = b - a;
+                let t = ((p - a).dot(&ab) / ab.norm_squared().max(f64::MIN_POSITIVE)).clamp(0.0, 1.0);
+                (p - (a + ab * t)).norm() / radius
+            }
+        }
+    }
+
+    /// Lipschitz bound of `level` (per metre).
+    pub fn lipschitz(&self) -> f64 {
+        match self {
+            Shape::Sphere { radius, .. } | Shape::Capsule { radius, .. } => 1.0 / radius,
+            Shape::Ellipsoid { semi_axes, .. } => 1.0 / semi_axes.min(),
+            Shape::EllipticCylinder { semi_x, semi_y, half_length, .. } => 1.0 / semi_x.min(*semi_y).min(*half_length),
+        }
+    }
+
+    /// Axis-aligned bounding box (min, max).
+    pub fn bounds(&self) -> (Point3<f64>, Point3<f64>) {
+        match self {
+            Shape::Sphere { center, radius } => {
+                let r = Vector3::repeat(*radius);
+                (center - r, center + r)
+            }
+            Shape::Ellipsoid { center, semi_axes } => (center - semi_axes, center + semi_axes),
+            Shape::EllipticCylinder { center, semi_x, semi_y, half_length } => {
+                let r = Vector3::new(*semi_x, *semi_y, *half_length);
+                (center - r, center + r)
+            }
+            Shape::Capsule { a, b, radius } => {
+                let r = Vector3::repeat(*radius);
+                (a.inf(b) - r, a.sup(b) + r)
+            }
+        }
+    }
+}
+
+/// A shape filled with one HU value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Element {
+    /// The solid.
+    pub shape: Shape,
+    /// Its attenuation, HU.
+    pub hu: f64,
+}
+
+/// A metal needle from the hub end to the tip: a bright line segment (the later check-scan issue detects its tip).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Needle {
+    /// Where the needle leaves the guide (outside the body).
+    pub hub: Point<Ct>,
+    /// The tip.
+    pub tip: Point<Ct>,
+    /// Shaft radius, metres (an 18 G needle: 0.6 mm).
+    pub radius: f64,
+    /// Attenuation, HU (steel saturates real scanners; 3000 keeps inside the int16 export range).
+    pub hu: f64,
+}
+
+/// A body phantom: an elliptic cylinder along z with skin, subcutaneous fat and soft tissue, lesions, optional bone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PhantomBody {
+    /// Centre of the body.
+    pub center: Point<Ct>,
+    /// Outer semi-axes along x (left–right) and y (anterior–posterior), metres.
+    pub semi_x: f64,
+    /// See `semi_x`.
+    pub semi_y: f64,
+    /// Length along z, metres.
+    pub length: f64,
+    /// Skin thickness, metres.
+    pub skin: f64,
+    /// Subcutaneous fat thickness, metres.
+    pub fat: f64,
+    /// Lesions (targets): centre, radius (metres), HU.
+    pub lesions: Vec<(Point<Ct>, f64, f64)>,
+    /// Bone blobs (a rib section): centre, semi-axes (metres), HU.
+    pub bones: Vec<(Point<Ct>, Vector3<f64>, f64)>,
+}
+
+impl PhantomBody {
+    /// An adult abdomen-like section (340 × 240 mm) centred at `center`, 2 mm skin, 15 mm fat, no lesions or bone.
+    pub fn abdomen(center: Point<Ct>, length: f64) -> Self {
+        Self { center, semi_x: 0.17, semi_y: 0.12, length, skin: 0.002, fat: 0.015, lesions: vec![], bones: vec![] }
+    }
+}
+
+/// Everything the scanner sees.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scene {
+    /// HU where no element is (air).
+    pub background_hu: f64,
+    /// Elements in painting order (later overwrite earlier).
+    pub elements: Vec<Element>,
+}
+
+impl Default for Scene {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scene {
+    /// An empty scene of air.
+    pub fn new() -> Self {
+        Self { background_hu: AIR_HU, elements: Vec::new() }
+    }
+
+    /// Adds an element on top of the existing ones.
+    pub fn add(&mut self, shape: Shape, hu: f64) -> &mut Self {
+        self.elements.push(Element { shape, hu });
+        self
+    }
+
+    /// Places the registration frame's spheres at `T_ct_robot` and returns their true centres in CT (ground truth).
+    pub fn add_fiducial_frame(
+        &mut self,
+        model: &FiducialModel,
+        t_ct_robot: &Transform<Ct, RobotBase>,
+        hu: f64,
+    ) -> Vec<Point<Ct>> {
+        let centres: Vec<Point<Ct>> = model.points().iter().map(|p| t_ct_robot.apply(p)).collect();
+        for c in &centres {
+            self.add(Shape::Sphere { center: c.coords, radius: model.radius() }, hu);
+        }
+        centres
+    }
+
+    /// Adds a body phantom (skin, fat, soft tissue, then lesions and bones on top).
+    pub fn add_body(&mut self, body: &PhantomBody) -> &mut Self {
+        let c = body.center.coords;
+        let half = body.length / 2.0;
+        let layers = [(0.0, SOFT_TISSUE_HU + 20.0), (body.skin, FAT_HU), (body.skin + body.fat, SOFT_TISSUE_HU)];
+        for (inset, hu) in layers {
+            let shape = Shape::EllipticCylinder {
+                center: c,
+                semi_x: body.semi_x - inset,
+                semi_y: body.semi_y - inset,
+                half_length: half - inset,
+            };
+            self.add(shape, hu);
+        }
+        for (centre, radius, hu) in &body.lesions {
+            self.add(Shape::Sphere { center: centre.coords, radius: *radius }, *hu);
+        }
+        for (centre, semi_axes, hu) in &body.bones {
+            self.add(Shape::Ellipsoid { center: centre.coords, semi_axes: *semi_axes }, *hu);
+        }
+        self
+    }
+
+    /// Adds a needle on top of everything.
+    pub fn add_needle(&mut self, needle: &Needle) -> &mut Self {
+        self.add(Shape::Capsule { a: needle.hub.coords, b: needle.tip.coords, radius: needle.radius }, needle.hu)
+    }
+}
