@@ -1,0 +1,1 @@
+//! Registration node (next).
