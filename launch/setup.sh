@@ -9,9 +9,10 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$root/.venv"
+# Overrides exist for tests of this script's own error paths (tests/tests/setup_errors.rs).
+venv="${ACUS_SETUP_VENV:-$root/.venv}"
 stamp="$venv/.acus-setup-stamp"
-apt_packages=(libclang-dev clang libpython3.11-dev liburdfdom-tools iproute2)
+read -r -a apt_packages <<<"${ACUS_SETUP_APT_PACKAGES:-libclang-dev clang libpython3.11-dev liburdfdom-tools iproute2}"
 
 die() { echo "acus setup: $*" >&2; exit 1; }
 
@@ -35,7 +36,7 @@ fi
 python="$(command -v python3.11 || true)"
 [[ -n $python ]] || die "python3.11 not found; install it (Debian 12: apt-get install -y python3.11 python3.11-venv), then re-run"
 
-want="$(cat "$0" "$root/launch/requirements-ros.txt" "$root/launch/requirements-test.txt" | sha256sum | cut -d' ' -f1)"
+want="$(cat "${BASH_SOURCE[0]}" "$root/launch/requirements-ros.txt" "$root/launch/requirements-test.txt" | sha256sum | cut -d' ' -f1)"
 if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
     # Already set up: check that it still works, reinstall nothing.
     "$venv/bin/python" -c "import rclpy, rclpy.executors" 2>/dev/null \
