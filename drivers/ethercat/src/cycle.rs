@@ -67,6 +67,8 @@ pub enum Fault {
         /// Axis index.
         axis: u8,
     },
+    /// The emergency stop was pressed (an external stop request: e-stop button, safety supervisor).
+    EmergencyStop,
     /// Drives did not reach Operation enabled in time, or report a mode other than CSP.
     EnableTimeout {
         /// Axis index.
@@ -108,6 +110,9 @@ pub struct Command {
     pub enable_goal_seq: u32,
     /// Fraction of the URDF velocity limit, (0, 1].
     pub speed_scale: f64,
+    /// Emergency stop held (a level): latches [`Fault::EmergencyStop`] every cycle it is true, so a reset cannot clear
+    /// the fault until the stop is released.
+    pub emergency_stop: bool,
 }
 
 impl Default for Command {
@@ -120,6 +125,7 @@ impl Default for Command {
             goal_seq: 0,
             enable_goal_seq: 0,
             speed_scale: 1.0,
+            emergency_stop: false,
         }
     }
 }
@@ -292,6 +298,9 @@ impl Cycle {
                 self.latch(Fault::WorkingCounter { got, expected })
             }
         }
+        if cmd.emergency_stop {
+            self.latch(Fault::EmergencyStop);
+        }
         let reset_edge = cmd.reset_seq != self.last_reset_seq;
         self.last_reset_seq = cmd.reset_seq;
         let enable_edge = cmd.enable_seq != self.last_enable_seq;
@@ -333,7 +342,8 @@ impl Cycle {
         // 3. Mode changes from the command.
         match self.status.mode {
             Mode::Faulted => {
-                if reset_edge && fresh {
+                // A reset while the emergency stop is still held is ignored (the edge is used up).
+                if reset_edge && fresh && !cmd.emergency_stop {
                     self.status.fault = None;
                     self.set_mode(Mode::Resetting);
                 }

@@ -62,6 +62,16 @@ pub enum Event {
 
 const EVENT_CAPACITY: usize = 256;
 
+/// How the cycle thread keeps time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// One exchange per period of wall time, aligned to SYNC0 when the bus knows the DC phase: real drives.
+    RealTime,
+    /// The next exchange as soon as the last one is done. Emulated drives advance one period per process-data frame, so
+    /// this runs a simulated clock (time = cycles × period) as fast as the machine allows: studies, not hardware.
+    Simulated,
+}
+
 /// Handle on the running cycle thread.
 pub struct Controller<S> {
     inner: Inner,
@@ -78,6 +88,7 @@ struct Inner {
     thread: Option<JoinHandle<()>>,
 }
 
+#[allow(clippy::too_many_arguments)] // the thread's whole world, handed over once
 fn run<B: Bus>(
     mut bus: B,
     mut cycle: Cycle,
@@ -86,6 +97,7 @@ fn run<B: Bus>(
     mut status_in: triple_buffer::Input<Status>,
     mut events: rtrb::Producer<Event>,
     stop: Arc<AtomicBool>,
+    pacing: Pacing,
 ) {
     let n = bus.drives().min(MAX_AXES);
     let mut inputs = [DriveInputs::default(); MAX_AXES];
@@ -114,6 +126,9 @@ fn run<B: Bus>(
         }
         last_fault = status.fault;
         last_mode = status.mode;
+        if pacing == Pacing::Simulated {
+            continue;
+        }
         // Pace: the DC phase when the bus knows it, otherwise a fixed-rate deadline.
         deadline += period;
         let now = Instant::now();
@@ -128,11 +143,21 @@ fn run<B: Bus>(
 }
 
 impl Controller<Disabled> {
-    /// Start the cycle thread on `bus`. The thread owns the bus until [`Controller::shutdown`].
+    /// Start the cycle thread on `bus`, in real time. The thread owns the bus until [`Controller::shutdown`].
     pub fn spawn<B: Bus + Send + 'static>(
         bus: B,
         axes: &[AxisConfig],
         period: Duration,
+    ) -> Result<Self, Error> {
+        Self::spawn_paced(bus, axes, period, Pacing::RealTime)
+    }
+
+    /// Start the cycle thread on `bus` with the given pacing.
+    pub fn spawn_paced<B: Bus + Send + 'static>(
+        bus: B,
+        axes: &[AxisConfig],
+        period: Duration,
+        pacing: Pacing,
     ) -> Result<Self, Error> {
         if bus.drives() != axes.len() {
             return Err(Error::DriveCount {
@@ -148,7 +173,7 @@ impl Controller<Disabled> {
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("ethercat-cycle".into())
-            .spawn(move || run(bus, cycle, period, cmd_out, status_in, producer, stop2))
+            .spawn(move || run(bus, cycle, period, cmd_out, status_in, producer, stop2, pacing))
             .map_err(|e| Error::Thread(e.to_string()))?;
         Ok(Self {
             inner: Inner {
@@ -234,6 +259,13 @@ impl<S> Controller<S> {
             inner: self.inner,
             _state: PhantomData,
         }
+    }
+
+    /// Hold (`true`) or release the emergency stop. In any state: while held the cycle latches
+    /// [`Fault::EmergencyStop`] (quick stop on every axis) and ignores resets.
+    pub fn emergency_stop(&mut self, held: bool) {
+        self.inner.cmd.emergency_stop = held;
+        self.send();
     }
 
     /// Latest status from the cycle.

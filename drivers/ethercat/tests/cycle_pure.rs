@@ -172,3 +172,42 @@ fn following_error_latches() {
         other => panic!("expected a following error, got {other:?}"),
     }
 }
+
+#[test]
+fn emergency_stop_quick_stops_latches_and_blocks_reset_while_held() {
+    let (mut rig, dt) = rig();
+    let mut cmd = enabled_cmd();
+    run(&mut rig, dt, &cmd, 10);
+    // Moving: the Z axis towards a goal 20 mm away.
+    let s0 = run(&mut rig, dt, &cmd, 1);
+    cmd.goal[..6].copy_from_slice(&s0.actual[..6]);
+    cmd.goal[2] += 0.02;
+    cmd.goal_seq = 1;
+    let moving = run(&mut rig, dt, &cmd, 300);
+    assert!((moving.setpoint[2] - s0.actual[2]).abs() > 1e-3, "axis 2 is moving");
+    cmd.emergency_stop = true;
+    let s = rig.master_step(BusHealth::Ok, &cmd);
+    assert_eq!((s.mode, s.fault), (Mode::Faulted, Some(Fault::EmergencyStop)));
+    assert!(s.controlword[..6].iter().all(|c| *c == cw::QUICK_STOP), "quick stop in the same cycle");
+    rig.drives_step(dt);
+    // Held: a reset edge does nothing, and no setpoint moves.
+    let stopped = run(&mut rig, dt, &cmd, 200);
+    cmd.reset_seq = 1;
+    let s = run(&mut rig, dt, &cmd, 50);
+    assert_eq!((s.mode, s.fault), (Mode::Faulted, Some(Fault::EmergencyStop)), "reset ignored while held");
+    assert_eq!(s.actual[2], stopped.actual[2], "no motion while the stop is held");
+    // Released: the fault stays latched until a new reset edge; then Disabled, and enabling starts at actual.
+    cmd.emergency_stop = false;
+    let s = run(&mut rig, dt, &cmd, 50);
+    assert_eq!(s.mode, Mode::Faulted, "releasing the stop does not clear the latch");
+    cmd.reset_seq = 2;
+    let s = run(&mut rig, dt, &cmd, 20);
+    assert_eq!((s.mode, s.fault), (Mode::Disabled, None));
+    cmd.enable_seq = 2;
+    cmd.enable_goal_seq = cmd.goal_seq;
+    let s = run(&mut rig, dt, &cmd, 20);
+    assert_eq!(s.mode, Mode::Enabled);
+    for i in 0..6 {
+        assert!((s.setpoint[i] - s.actual[i]).abs() < 1e-6, "axis {i} resumes from its actual position");
+    }
+}
