@@ -53,7 +53,10 @@ pub struct Transform<A: Frame, B: Frame> {
 impl<A: Frame, B: Frame> Transform<A, B> {
     /// Wraps an isometry that maps points from `B` into `A`.
     pub fn from_isometry(iso: Isometry3<f64>) -> Self {
-        Self { iso, _frames: PhantomData }
+        Self {
+            iso,
+            _frames: PhantomData,
+        }
     }
 
     /// The identity (only meaningful where `A` and `B` coincide physically, e.g. in tests).
@@ -100,7 +103,10 @@ pub struct Point<F: Frame> {
 impl<F: Frame> Point<F> {
     /// A point from coordinates in metres.
     pub fn new(coords: Point3<f64>) -> Self {
-        Self { coords, _frame: PhantomData }
+        Self {
+            coords,
+            _frame: PhantomData,
+        }
     }
 
     /// A point from x, y, z in metres.

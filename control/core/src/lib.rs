@@ -6,4 +6,8 @@
 
 pub mod frames;
 pub mod kinematics;
+pub mod lesion;
+pub mod needle;
+pub mod planning;
+pub mod procedure;
 pub mod registration;

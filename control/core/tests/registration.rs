@@ -59,7 +59,10 @@ fn matches_with_one_missing_and_two_spurious_blobs() {
         .iter()
         .map(|&i| Point::new(t.apply(&model.points()[i]).coords + jitter(i, 1e-4)))
         .collect();
-    det.insert(2, Point::new(t.apply(&model.points()[5]).coords + Vector3::new(0.03, 0.0, 0.01)));
+    det.insert(
+        2,
+        Point::new(t.apply(&model.points()[5]).coords + Vector3::new(0.03, 0.0, 0.01)),
+    );
     det.push(Point::xyz(0.2, 0.1, 0.3));
     let reg = register_points(&model, &det, &MatchParams::default()).unwrap();
     assert_eq!(reg.missing(), &[5]);
@@ -84,10 +87,18 @@ fn matches_with_one_missing_and_two_spurious_blobs() {
 fn mirrored_frame_does_not_match() {
     let model = FiducialModel::from_urdf_str(&urdf()).unwrap();
     // A mirror image has the same inter-point distances; the rigid fit must not accept it.
-    let det: Vec<Point<Ct>> = model.points().iter().map(|p| Point::xyz(-p.coords.x, p.coords.y, p.coords.z)).collect();
+    let det: Vec<Point<Ct>> = model
+        .points()
+        .iter()
+        .map(|p| Point::xyz(-p.coords.x, p.coords.y, p.coords.z))
+        .collect();
     match register_points(&model, &det, &MatchParams::default()) {
         Err(RegistrationError::NoMatch { best, .. }) => assert!(best < 8),
-        Ok(reg) => assert!(reg.fits().len() < 8, "a reflection was matched as {} fiducials", reg.fits().len()),
+        Ok(reg) => assert!(
+            reg.fits().len() < 8,
+            "a reflection was matched as {} fiducials",
+            reg.fits().len()
+        ),
         Err(e) => panic!("{e}"),
     }
 }
@@ -96,10 +107,20 @@ fn mirrored_frame_does_not_match() {
 fn gate_refuses_too_few_fiducials() {
     let model = FiducialModel::from_urdf_str(&urdf()).unwrap();
     let t = pose();
-    let det: Vec<Point<Ct>> = [0usize, 1, 2, 3, 4].iter().map(|&i| t.apply(&model.points()[i])).collect();
+    let det: Vec<Point<Ct>> = [0usize, 1, 2, 3, 4]
+        .iter()
+        .map(|&i| t.apply(&model.points()[i]))
+        .collect();
     let reg = register_points(&model, &det, &MatchParams::default()).unwrap();
     let err = QualityGate::default().check(reg, &[]).unwrap_err();
-    assert_eq!(err, Refusal::TooFewFiducials { found: 5, min: 6, missing: vec![5, 6, 7] });
+    assert_eq!(
+        err,
+        Refusal::TooFewFiducials {
+            found: 5,
+            min: 6,
+            missing: vec![5, 6, 7]
+        }
+    );
     assert!(err.to_string().contains("5 fiducials matched, at least 6"), "{err}");
 }
 
@@ -108,8 +129,9 @@ fn gate_refuses_high_fre_and_a_displaced_sphere() {
     let model = FiducialModel::from_urdf_str(&urdf()).unwrap();
     let t = pose();
     // ±0.9 mm noise on every sphere: FRE well above 0.5 mm.
-    let noisy: Vec<Point<Ct>> =
-        (0..8).map(|i| Point::new(t.apply(&model.points()[i]).coords + jitter(i, 0.9e-3))).collect();
+    let noisy: Vec<Point<Ct>> = (0..8)
+        .map(|i| Point::new(t.apply(&model.points()[i]).coords + jitter(i, 0.9e-3)))
+        .collect();
     let reg = register_points(&model, &noisy, &MatchParams::default()).unwrap();
     let fre_mm = reg.fre_rms() * 1e3;
     match QualityGate::default().check(reg, &[]) {
@@ -123,8 +145,14 @@ fn gate_refuses_high_fre_and_a_displaced_sphere() {
     one[4] = Point::new(one[4].coords + Vector3::new(0.0, 0.0018, 0.0));
     let reg = register_points(&model, &one, &MatchParams::default()).unwrap();
     assert!(reg.fre_rms() < 0.7e-3);
-    let gate = QualityGate { max_fre_rms: 0.8e-3, ..QualityGate::default() };
-    assert!(matches!(gate.check(reg, &[]), Err(Refusal::FiducialResidualTooHigh { index: 4, .. })));
+    let gate = QualityGate {
+        max_fre_rms: 0.8e-3,
+        ..QualityGate::default()
+    };
+    assert!(matches!(
+        gate.check(reg, &[]),
+        Err(Refusal::FiducialResidualTooHigh { index: 4, .. })
+    ));
 }
 
 #[test]
@@ -154,8 +182,15 @@ fn robot_urdf_gives_the_eight_sphere_frame() {
     assert_eq!(model.len(), 8);
     assert!((model.radius() - 0.002).abs() < 1e-12);
     // Centres in fiducial_frame are as specified (the base offset is whatever the URDF says).
-    let local: Vec<_> = model.points().iter().map(|p| model.t_base_frame().inverse().apply(p)).collect();
+    let local: Vec<_> = model
+        .points()
+        .iter()
+        .map(|p| model.t_base_frame().inverse().apply(p))
+        .collect();
     for (p, (x, y, z)) in local.iter().zip(CENTRES_MM) {
-        assert!((p.coords - nalgebra::Point3::new(x, y, z) * 1e-3).norm() < 1e-9, "{p:?}");
+        assert!(
+            (p.coords - nalgebra::Point3::new(x, y, z) * 1e-3).norm() < 1e-9,
+            "{p:?}"
+        );
     }
 }

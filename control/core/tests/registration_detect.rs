@@ -62,7 +62,14 @@ fn finds_the_sphere_and_rejects_needle_and_bone() {
     assert_eq!(found.spheres.len(), 1, "{:?}", found.rejected);
     let err = (found.spheres[0].center.coords.coords * 1e3 - c).norm();
     assert!(err < 0.02, "sphere centre off by {err:.4} mm");
-    assert_eq!(found.rejected.iter().filter(|r| matches!(r, Rejection::TooLarge { .. })).count(), 2);
+    assert_eq!(
+        found
+            .rejected
+            .iter()
+            .filter(|r| matches!(r, Rejection::TooLarge { .. }))
+            .count(),
+        2
+    );
 
     let bright = BrightVoxels::scan(&vol, params.threshold_hu);
     let seeded = detect_spheres_seeded(&vol, &params, &bright, &mut ws).unwrap();
@@ -76,6 +83,9 @@ fn seeds_made_at_a_higher_threshold_are_refused() {
     let bright = BrightVoxels::scan(&vol, 1000);
     let err = detect_spheres_seeded(&vol, &params, &bright, &mut DetectionWorkspace::new()).unwrap_err();
     assert!(matches!(err, RegistrationError::InvalidParameter(_)), "{err}");
-    let out_of_range = BrightVoxels { threshold_hu: 0, indices: vec![(N * N * N) as u32] };
+    let out_of_range = BrightVoxels {
+        threshold_hu: 0,
+        indices: vec![(N * N * N) as u32],
+    };
     assert!(detect_spheres_seeded(&vol, &params, &out_of_range, &mut DetectionWorkspace::new()).is_err());
 }

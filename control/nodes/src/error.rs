@@ -31,6 +31,9 @@ pub(crate) trait RosContext<T> {
 
 impl<T> RosContext<T> for Result<T, r2r::Error> {
     fn ros(self, context: impl Into<String>) -> Result<T, NodeError> {
-        self.map_err(|source| NodeError::Ros { context: context.into(), source })
+        self.map_err(|source| NodeError::Ros {
+            context: context.into(),
+            source,
+        })
     }
 }

@@ -6,8 +6,10 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod motion;
 pub mod msg;
 mod node;
+pub mod procedure;
 pub mod registration;
 pub mod robot_description;
 mod spin;

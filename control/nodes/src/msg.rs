@@ -13,17 +13,27 @@ use r2r::std_msgs::msg::Header;
 /// Wall-clock stamp.
 pub fn now() -> Time {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Time { sec: since_epoch.as_secs() as i32, nanosec: since_epoch.subsec_nanos() }
+    Time {
+        sec: since_epoch.as_secs() as i32,
+        nanosec: since_epoch.subsec_nanos(),
+    }
 }
 
 /// Header in `frame_id`, stamped now.
 pub fn header(frame_id: &str) -> Header {
-    Header { stamp: now(), frame_id: frame_id.to_owned() }
+    Header {
+        stamp: now(),
+        frame_id: frame_id.to_owned(),
+    }
 }
 
 /// A point (metres) as a message.
 pub fn point<F: Frame>(p: &Point<F>) -> PointMsg {
-    PointMsg { x: p.coords.x, y: p.coords.y, z: p.coords.z }
+    PointMsg {
+        x: p.coords.x,
+        y: p.coords.y,
+        z: p.coords.z,
+    }
 }
 
 /// `T_a_b` as a TransformStamped with `header.frame_id = a` and `child_frame_id = b` (ROS's convention means the same:
@@ -35,8 +45,17 @@ pub fn transform_stamped<A: Frame, B: Frame>(t: &Transform<A, B>) -> TransformSt
         header: header(A::NAME),
         child_frame_id: B::NAME.to_owned(),
         transform: TransformMsg {
-            translation: Vector3 { x: tr.x, y: tr.y, z: tr.z },
-            rotation: Quaternion { x: q.i, y: q.j, z: q.k, w: q.w },
+            translation: Vector3 {
+                x: tr.x,
+                y: tr.y,
+                z: tr.z,
+            },
+            rotation: Quaternion {
+                x: q.i,
+                y: q.j,
+                z: q.k,
+                w: q.w,
+            },
         },
     }
 }

@@ -6,13 +6,21 @@ use crate::Spinner;
 /// aborts the tasks and removes the node from the ROS graph.
 pub struct RunningNode {
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    _spinner: Spinner,
+    _spinner: Option<Spinner>,
 }
 
 impl RunningNode {
     /// Own `spinner` and the serving `tasks`.
     pub fn new(spinner: Spinner, tasks: Vec<tokio::task::JoinHandle<()>>) -> Self {
-        Self { tasks, _spinner: spinner }
+        Self {
+            tasks,
+            _spinner: Some(spinner),
+        }
+    }
+
+    /// Tasks without a ROS node of their own (glue between in-process components), stopped the same way.
+    pub fn new_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) -> Self {
+        Self { tasks, _spinner: None }
     }
 }
 

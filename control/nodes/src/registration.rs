@@ -10,14 +10,15 @@
 //!   gate passes; a refusal publishes nothing new, so nobody can move on a refused registration.
 //! - `/diagnostics` (diagnostic_msgs/DiagnosticArray): the figures (fiducials, FRE, residuals, predicted TRE), also on refusal.
 //!
-//! Accepted registrations also go to in-process users (the planner) through a `watch` channel.
+//! Outcomes also go to in-process users (the procedure) through a `watch` channel.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use acus_control::frames::{Ct, Point};
 use acus_control::registration::{
-    register_volume, DetectionWorkspace, FiducialModel, GatedRegistration, QualityGate, Registration, RegistrationParams,
+    register_volume, DetectionWorkspace, FiducialModel, GatedRegistration, QualityGate, Registration,
+    RegistrationError, RegistrationParams,
 };
 use futures::StreamExt;
 use r2r::diagnostic_msgs::msg::{DiagnosticArray, DiagnosticStatus, KeyValue};
@@ -83,14 +84,19 @@ pub fn register_series(
     targets: &[Point<Ct>],
 ) -> Result<GatedRegistration, RegisterError> {
     let name = dir.display().to_string();
-    let (volume, _report) =
-        acus_dicom::read_ct_series(dir).map_err(|source| RegisterError::Import { dir: name.clone(), source })?;
+    let (volume, _report) = acus_dicom::read_ct_series(dir).map_err(|source| RegisterError::Import {
+        dir: name.clone(),
+        source,
+    })?;
     let params = RegistrationParams::for_model(model);
     let mut workspace = DetectionWorkspace::new();
     let (registration, _detections) = register_volume(&volume, model, &params, &mut workspace)
         .map_err(|source| RegisterError::Register { dir: name, source })?;
     gate.check(registration.clone(), targets)
-        .map_err(|refusal| RegisterError::Refused { registration: Box::new(registration), refusal })
+        .map_err(|refusal| RegisterError::Refused {
+            registration: Box::new(registration),
+            refusal,
+        })
 }
 
 /// State the service reads: the newest series and target.
@@ -100,16 +106,21 @@ struct Inputs {
     target: Option<Point<Ct>>,
 }
 
-/// Start the `registration` node. Accepted registrations are also sent on `accepted`.
+/// Start the `registration` node. Outcomes go to in-process users (the procedure) on `outcomes`: accepted registrations,
+/// and refusals by the gate or the matcher (a series that cannot be read is only reported to the caller).
 pub fn start(
     ctx: &r2r::Context,
     config: RegistrationConfig,
-    accepted: watch::Sender<Option<GatedRegistration>>,
+    outcomes: watch::Sender<Option<Result<GatedRegistration, RegistrationError>>>,
 ) -> Result<RunningNode, NodeError> {
     let mut node = r2r::Node::create(ctx.clone(), "registration", "").ros("create node registration")?;
     let latched = QosProfile::default().transient_local().keep_last(1);
-    let mut series = node.subscribe::<StringMsg>("/scan/series", latched.clone()).ros("subscribe /scan/series")?;
-    let mut targets = node.subscribe::<PointStamped>("/plan/target", latched.clone()).ros("subscribe /plan/target")?;
+    let mut series = node
+        .subscribe::<StringMsg>("/scan/series", latched.clone())
+        .ros("subscribe /scan/series")?;
+    let mut targets = node
+        .subscribe::<PointStamped>("/plan/target", latched.clone())
+        .ros("subscribe /plan/target")?;
     let mut requests = node
         .create_service::<Trigger::Service>("/registration/register", QosProfile::services_default())
         .ros("create service /registration/register")?;
@@ -121,7 +132,10 @@ pub fn start(
         .ros("create publisher /diagnostics")?;
     let spinner = Spinner::start(node)?;
 
-    let inputs = Arc::new(Mutex::new(Inputs { series: config.series_dir.clone(), target: None }));
+    let inputs = Arc::new(Mutex::new(Inputs {
+        series: config.series_dir.clone(),
+        target: None,
+    }));
     let series_inputs = Arc::clone(&inputs);
     let series_task = tokio::spawn(async move {
         while let Some(m) = series.next().await {
@@ -148,7 +162,9 @@ pub fn start(
                 Ok(inputs) => (inputs.series.clone(), inputs.target),
                 Err(_) => (None, None),
             };
-            let gate_targets = target.map(|t| vec![t]).unwrap_or_else(|| config.default_targets.clone());
+            let gate_targets = target
+                .map(|t| vec![t])
+                .unwrap_or_else(|| config.default_targets.clone());
             let model = config.model.clone();
             let gate = config.gate.clone();
             // Import and detection take tens of milliseconds to seconds: off the async workers.
@@ -165,14 +181,32 @@ pub fn start(
                     }
                     publish(&diagnostics, status_accepted(&gated, &dir, &gate_targets));
                     let text = format!("{} ({})", summary(&gated), dir.display());
-                    accepted.send_replace(Some(gated));
-                    Trigger::Response { success: true, message: text }
+                    outcomes.send_replace(Some(Ok(gated)));
+                    Trigger::Response {
+                        success: true,
+                        message: text,
+                    }
                 }
                 Ok(Err(error)) => {
                     publish(&diagnostics, status_failed(&error));
-                    Trigger::Response { success: false, message: error.to_string() }
+                    match &error {
+                        RegisterError::Refused { refusal, .. } => {
+                            outcomes.send_replace(Some(Err(RegistrationError::Refused(refusal.clone()))));
+                        }
+                        RegisterError::Register { source, .. } => {
+                            outcomes.send_replace(Some(Err(source.clone())));
+                        }
+                        RegisterError::NoSeries | RegisterError::Import { .. } => {}
+                    }
+                    Trigger::Response {
+                        success: false,
+                        message: error.to_string(),
+                    }
                 }
-                Err(join) => Trigger::Response { success: false, message: format!("registration task failed: {join}") },
+                Err(join) => Trigger::Response {
+                    success: false,
+                    message: format!("registration task failed: {join}"),
+                },
             };
             if let Err(e) = request.respond(response) {
                 tracing::warn!("answering /registration/register failed: {e}");
@@ -194,14 +228,20 @@ pub fn summary(gated: &GatedRegistration) -> String {
 }
 
 fn publish(diagnostics: &r2r::Publisher<DiagnosticArray>, status: DiagnosticStatus) {
-    let array = DiagnosticArray { header: msg::header(""), status: vec![status] };
+    let array = DiagnosticArray {
+        header: msg::header(""),
+        status: vec![status],
+    };
     if let Err(e) = diagnostics.publish(&array) {
         tracing::warn!("publishing /diagnostics failed: {e}");
     }
 }
 
 fn kv(key: &str, value: String) -> KeyValue {
-    KeyValue { key: key.to_owned(), value }
+    KeyValue {
+        key: key.to_owned(),
+        value,
+    }
 }
 
 fn figures(r: &Registration) -> Vec<KeyValue> {
@@ -210,13 +250,21 @@ fn figures(r: &Registration) -> Vec<KeyValue> {
         kv("fiducials missing", format!("{:?}", r.missing())),
         kv("FRE RMS [mm]", format!("{:.4}", r.fre_rms() * 1e3)),
     ];
-    values.extend(r.fits().iter().map(|f| kv(&format!("residual {} [mm]", f.model_index), format!("{:.4}", f.residual * 1e3))));
+    values.extend(r.fits().iter().map(|f| {
+        kv(
+            &format!("residual {} [mm]", f.model_index),
+            format!("{:.4}", f.residual * 1e3),
+        )
+    }));
     values
 }
 
 fn status_accepted(gated: &GatedRegistration, dir: &Path, targets: &[Point<Ct>]) -> DiagnosticStatus {
     let mut values = figures(gated.registration());
-    values.push(kv("predicted TRE [mm]", format!("{:.4}", gated.worst_predicted_tre() * 1e3)));
+    values.push(kv(
+        "predicted TRE [mm]",
+        format!("{:.4}", gated.worst_predicted_tre() * 1e3),
+    ));
     values.push(kv("FLE [mm]", format!("{:.4}", gated.fle() * 1e3)));
     values.push(kv("targets checked", targets.len().to_string()));
     values.push(kv("series", dir.display().to_string()));

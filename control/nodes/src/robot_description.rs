@@ -36,15 +36,23 @@ pub fn start(
     config: RobotStateConfig,
     joint_positions: watch::Receiver<JointPositions>,
 ) -> Result<RunningNode, NodeError> {
-    PositionerModel::from_urdf_str(&config.urdf)
-        .map_err(|e| NodeError::Description { path: "(robot_state config)".into(), message: e.to_string() })?;
+    PositionerModel::from_urdf_str(&config.urdf).map_err(|e| NodeError::Description {
+        path: "(robot_state config)".into(),
+        message: e.to_string(),
+    })?;
     let mut node = r2r::Node::create(ctx.clone(), "robot_state", "").ros("create node robot_state")?;
     let description = node
-        .create_publisher::<StringMsg>(ROBOT_DESCRIPTION_TOPIC, QosProfile::default().transient_local().keep_last(1))
+        .create_publisher::<StringMsg>(
+            ROBOT_DESCRIPTION_TOPIC,
+            QosProfile::default().transient_local().keep_last(1),
+        )
         .ros("create publisher /robot_description")?;
-    let joint_states =
-        node.create_publisher::<JointState>(JOINT_STATES_TOPIC, QosProfile::default()).ros("create /joint_states")?;
-    description.publish(&StringMsg { data: config.urdf }).ros("publish /robot_description")?;
+    let joint_states = node
+        .create_publisher::<JointState>(JOINT_STATES_TOPIC, QosProfile::default())
+        .ros("create /joint_states")?;
+    description
+        .publish(&StringMsg { data: config.urdf })
+        .ros("publish /robot_description")?;
     let spinner = Spinner::start(node)?;
     let task = tokio::spawn(publish_joint_states(joint_states, joint_positions, config.rate));
     Ok(RunningNode::new(spinner, vec![task]))

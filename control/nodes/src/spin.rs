@@ -31,7 +31,10 @@ impl Spinner {
                 }
             })
             .map_err(NodeError::Thread)?;
-        Ok(Self { stop, thread: Some(thread) })
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 

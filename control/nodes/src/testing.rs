@@ -39,7 +39,10 @@ impl DomainLease {
                     return Self { id, _lock: file };
                 }
             }
-            assert!(Instant::now() < deadline, "all ROS domains {DOMAINS:?} stayed leased for 120 s");
+            assert!(
+                Instant::now() < deadline,
+                "all ROS domains {DOMAINS:?} stayed leased for 120 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -65,8 +68,14 @@ pub fn isolated(body: impl FnOnce()) {
         return;
     }
     let lease = DomainLease::acquire();
-    let status = child_command(&current_test_name(), &lease).status().expect("cannot start the test child process");
-    assert!(status.success(), "test body failed in ROS domain {} ({status})", lease.id());
+    let status = child_command(&current_test_name(), &lease)
+        .status()
+        .expect("cannot start the test child process");
+    assert!(
+        status.success(),
+        "test body failed in ROS domain {} ({status})",
+        lease.id()
+    );
 }
 
 /// Command that runs one test of this test binary alone, in the lease's domain, as an [`isolated`] child. Also for tests
@@ -75,7 +84,13 @@ pub fn child_command(test_name: &str, lease: &DomainLease) -> Command {
     let exe = std::env::current_exe().expect("the test binary knows its path");
     let mut command = Command::new(exe);
     command
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
+        .args([
+            test_name,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--include-ignored",
+        ])
         .env(CHILD_ENV, "1")
         .env("ROS_DOMAIN_ID", lease.id().to_string())
         .env("ACUS_TEST_PARENT_PID", std::process::id().to_string());
@@ -84,7 +99,10 @@ pub fn child_command(test_name: &str, lease: &DomainLease) -> Command {
 
 /// The running test's name, as libtest gives it to the test thread (`module::test`).
 pub fn current_test_name() -> String {
-    std::thread::current().name().map(str::to_owned).expect("called from a libtest test thread (which is named)")
+    std::thread::current()
+        .name()
+        .map(str::to_owned)
+        .expect("called from a libtest test thread (which is named)")
 }
 
 /// Python of the project venv (launch/setup.sh makes it; `.cargo/config.toml` exports its path as `ACUS_VENV`).
@@ -106,7 +124,10 @@ impl Peer {
     /// Start `script` (a path) with `args`; its stdout is captured for [`Peer::finish`], its stderr goes to the test log.
     pub fn spawn(script: impl AsRef<Path>, args: &[&str]) -> Self {
         let script = script.as_ref();
-        assert!(in_child(), "start ROS peers inside `isolated`, so they share the test's private domain");
+        assert!(
+            in_child(),
+            "start ROS peers inside `isolated`, so they share the test's private domain"
+        );
         let mut child = Command::new(venv_python())
             .arg("-u")
             .arg(script)
@@ -123,7 +144,11 @@ impl Peer {
                 out
             })
         });
-        Self { child, script: script.display().to_string(), stdout }
+        Self {
+            child,
+            script: script.display().to_string(),
+            stdout,
+        }
     }
 
     /// Whether the peer has exited already (for tests that must notice a peer that died early).
@@ -145,8 +170,16 @@ impl Peer {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let out = self.stdout.take().and_then(|reader| reader.join().ok()).unwrap_or_default();
-        assert!(status.success(), "peer {} failed ({status}); its stdout:\n{out}", self.script);
+        let out = self
+            .stdout
+            .take()
+            .and_then(|reader| reader.join().ok())
+            .unwrap_or_default();
+        assert!(
+            status.success(),
+            "peer {} failed ({status}); its stdout:\n{out}",
+            self.script
+        );
         out
     }
 }

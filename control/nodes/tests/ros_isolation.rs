@@ -31,8 +31,12 @@ fn exchange(token: &str, barrier: PathBuf, parties: usize) -> BTreeSet<String> {
     rt.block_on(async {
         let ctx = r2r::Context::create().unwrap();
         let mut node = r2r::Node::create(ctx, &format!("party_{token}"), "").unwrap();
-        let publisher = node.create_publisher::<StringMsg>("/acus_test/token", QosProfile::default()).unwrap();
-        let mut heard_stream = node.subscribe::<StringMsg>("/acus_test/token", QosProfile::default()).unwrap();
+        let publisher = node
+            .create_publisher::<StringMsg>("/acus_test/token", QosProfile::default())
+            .unwrap();
+        let mut heard_stream = node
+            .subscribe::<StringMsg>("/acus_test/token", QosProfile::default())
+            .unwrap();
         let _spinner = Spinner::start(node).unwrap();
 
         let mut heard = BTreeSet::new();
@@ -90,7 +94,11 @@ fn control_party() {
     }
     let token = std::env::var("ACUS_PARTY_TOKEN").unwrap();
     let heard = exchange(&token, barrier_dir("control"), 2);
-    assert_eq!(heard, BTreeSet::from(["c1".to_owned(), "c2".to_owned()]), "party {token}");
+    assert_eq!(
+        heard,
+        BTreeSet::from(["c1".to_owned(), "c2".to_owned()]),
+        "party {token}"
+    );
 }
 
 #[test]
@@ -101,9 +109,17 @@ fn one_domain_parties_hear_each_other() {
     let lease = DomainLease::acquire();
     let mut parties: Vec<_> = ["c1", "c2"]
         .iter()
-        .map(|token| child_command("control_party", &lease).env("ACUS_PARTY_TOKEN", token).spawn().unwrap())
+        .map(|token| {
+            child_command("control_party", &lease)
+                .env("ACUS_PARTY_TOKEN", token)
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for party in &mut parties {
-        assert!(party.wait().unwrap().success(), "a party in the shared domain missed the other's token");
+        assert!(
+            party.wait().unwrap().success(),
+            "a party in the shared domain missed the other's token"
+        );
     }
 }

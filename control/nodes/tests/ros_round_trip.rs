@@ -18,13 +18,18 @@ fn rclpy_receives_poses_and_calls_trigger() {
         rt.block_on(async {
             let ctx = r2r::Context::create().unwrap();
             let mut node = r2r::Node::create(ctx, "round_trip", "").unwrap();
-            let poses = node.create_publisher::<PoseStamped>("/acus_test/pose", QosProfile::default()).unwrap();
-            let mut trigger =
-                node.create_service::<Trigger::Service>("/acus_test/trigger", QosProfile::services_default()).unwrap();
+            let poses = node
+                .create_publisher::<PoseStamped>("/acus_test/pose", QosProfile::default())
+                .unwrap();
+            let mut trigger = node
+                .create_service::<Trigger::Service>("/acus_test/trigger", QosProfile::services_default())
+                .unwrap();
             let _spinner = Spinner::start(node).unwrap();
 
-            let mut peer =
-                Peer::spawn(peer_script(env!("CARGO_MANIFEST_DIR"), "pose_trigger_peer.py"), &["--poses", "5"]);
+            let mut peer = Peer::spawn(
+                peer_script(env!("CARGO_MANIFEST_DIR"), "pose_trigger_peer.py"),
+                &["--poses", "5"],
+            );
             // Publish a pose with a running number in x (mm) until the peer calls the service; each pose is distinct so the
             // peer's report proves it got ours.
             let mut published = 0u32;
@@ -48,7 +53,12 @@ fn rclpy_receives_poses_and_calls_trigger() {
                 }
             };
             let token = format!("acus served after {published} poses");
-            request.respond(Trigger::Response { success: true, message: token.clone() }).unwrap();
+            request
+                .respond(Trigger::Response {
+                    success: true,
+                    message: token.clone(),
+                })
+                .unwrap();
 
             let report: serde_json::Value =
                 serde_json::from_str(peer.finish(Duration::from_secs(30)).trim()).expect("peer prints one JSON line");

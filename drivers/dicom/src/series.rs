@@ -42,7 +42,10 @@ pub fn read_ct_series_indexed(
     bright_threshold: Option<i16>,
     buffer: Vec<i16>,
 ) -> Result<(CtVolume, SeriesReport), DicomError> {
-    let io = |source| DicomError::Io { path: dir.display().to_string(), source };
+    let io = |source| DicomError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
     let mut paths: Vec<PathBuf> = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -57,13 +60,18 @@ pub fn read_ct_series_indexed(
 /// True if the file carries the DICOM Part 10 magic ("DICM" after the 128-byte preamble).
 fn is_dicom_file(path: &Path) -> Result<bool, DicomError> {
     use std::io::Read;
-    let mut f =
-        std::fs::File::open(path).map_err(|source| DicomError::Io { path: path.display().to_string(), source })?;
+    let mut f = std::fs::File::open(path).map_err(|source| DicomError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     let mut head = [0u8; 132];
     match f.read_exact(&mut head) {
         Ok(()) => Ok(&head[128..] == b"DICM"),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(source) => Err(DicomError::Io { path: path.display().to_string(), source }),
+        Err(source) => Err(DicomError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
     }
 }
 
@@ -78,18 +86,30 @@ pub fn read_ct_files(
 ) -> Result<(CtVolume, SeriesReport), DicomError> {
     let decoded: Vec<Option<Slice>> = paths
         .par_iter()
-        .map(|path| if is_dicom_file(path)? { read_header(path) } else { Ok(None) })
+        .map(|path| {
+            if is_dicom_file(path)? {
+                read_header(path)
+            } else {
+                Ok(None)
+            }
+        })
         .collect::<Result<_, _>>()?;
     let skipped = decoded.iter().filter(|s| s.is_none()).count();
     let mut slices: Vec<Slice> = decoded.into_iter().flatten().collect();
     let Some(first) = slices.first() else {
-        return Err(DicomError::NoImages { dir: label.to_string(), skipped });
+        return Err(DicomError::NoImages {
+            dir: label.to_string(),
+            skipped,
+        });
     };
 
     // One series.
     let mut by_series: BTreeMap<&str, (usize, &Path)> = BTreeMap::new();
     for s in &slices {
-        by_series.entry(s.series_uid.as_str()).or_insert((0, s.path.as_path())).0 += 1;
+        by_series
+            .entry(s.series_uid.as_str())
+            .or_insert((0, s.path.as_path()))
+            .0 += 1;
     }
     if by_series.len() > 1 {
         let a = first.series_uid.clone();
@@ -133,13 +153,19 @@ pub fn read_ct_files(
         if s.rows != first.rows || s.columns != first.columns {
             return Err(DicomError::InconsistentSlices {
                 path: s.path.display().to_string(),
-                detail: format!("{}×{} pixels, first slice {}×{}", s.columns, s.rows, first.columns, first.rows),
+                detail: format!(
+                    "{}×{} pixels, first slice {}×{}",
+                    s.columns, s.rows, first.columns, first.rows
+                ),
             });
         }
         if (0..2).any(|i| (s.pixel_spacing[i] - first.pixel_spacing[i]).abs() > 1e-4) {
             return Err(DicomError::InconsistentSlices {
                 path: s.path.display().to_string(),
-                detail: format!("pixel spacing {:?} mm, first slice {:?} mm", s.pixel_spacing, first.pixel_spacing),
+                detail: format!(
+                    "pixel spacing {:?} mm, first slice {:?} mm",
+                    s.pixel_spacing, first.pixel_spacing
+                ),
             });
         }
     }
@@ -190,7 +216,10 @@ pub fn read_ct_files(
             let d = Vector3::from(s.position) - p0;
             let sideways = (d - normal.into_inner() * d.dot(&normal)).norm();
             if sideways > 0.01 + 1e-3 * d.norm() {
-                return Err(DicomError::ShearedStack { path: s.path.display().to_string(), offset_mm: sideways });
+                return Err(DicomError::ShearedStack {
+                    path: s.path.display().to_string(),
+                    offset_mm: sideways,
+                });
             }
         }
         (pos[pos.len() - 1] - pos[0]) / (pos.len() - 1) as f64
@@ -235,20 +264,36 @@ pub fn read_ct_files(
         .enumerate()
         .map(|(k, (out, s))| {
             s.decode_into(out)?;
-            let Some(thr) = bright_threshold else { return Ok(Vec::new()) };
+            let Some(thr) = bright_threshold else {
+                return Ok(Vec::new());
+            };
             let mut list = Vec::new();
             push_bright(out, thr, (k * plane) as u32, &mut list);
             Ok(list)
         })
         .collect::<Result<_, DicomError>>()?;
-    let bright = BrightVoxels { threshold_hu: bright_threshold.unwrap_or(i16::MAX), indices: per_slice.concat() };
+    let bright = BrightVoxels {
+        threshold_hu: bright_threshold.unwrap_or(i16::MAX),
+        indices: per_slice.concat(),
+    };
     let volume = CtVolume::new(dims, hu, geometry)?;
-    Ok((volume, SeriesReport { series_uid, slices: count, skipped, bright }))
+    Ok((
+        volume,
+        SeriesReport {
+            series_uid,
+            slices: count,
+            skipped,
+            bright,
+        },
+    ))
 }
 
 fn first_spacing(s: &Slice) -> Result<f64, DicomError> {
-    s.spacing_between.or(s.thickness).filter(|v| *v > 0.0).ok_or_else(|| DicomError::MissingAttribute {
-        path: s.path.display().to_string(),
-        attribute: "SliceThickness (needed for a single-slice series)",
-    })
+    s.spacing_between
+        .or(s.thickness)
+        .filter(|v| *v > 0.0)
+        .ok_or_else(|| DicomError::MissingAttribute {
+            path: s.path.display().to_string(),
+            attribute: "SliceThickness (needed for a single-slice series)",
+        })
 }

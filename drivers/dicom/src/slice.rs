@@ -56,21 +56,30 @@ impl SliceHeader {
     #[inline]
     fn hu(&self, v: u16) -> i16 {
         let shift = 16 - self.bits_stored;
-        let stored =
-            if self.signed { i32::from(((v << shift) as i16) >> shift) } else { i32::from((v << shift) >> shift) };
-        (f64::from(stored) * self.slope + self.intercept).round().clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
+        let stored = if self.signed {
+            i32::from(((v << shift) as i16) >> shift)
+        } else {
+            i32::from((v << shift) >> shift)
+        };
+        (f64::from(stored) * self.slope + self.intercept)
+            .round()
+            .clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
     }
 
     /// Reads the file again in full and writes its HU (column index fastest) into `out` (rows × columns values).
     pub fn decode_into(&self, out: &mut [i16]) -> Result<(), DicomError> {
         let path = self.path.as_path();
         let n = self.rows * self.columns;
-        let mut obj = OpenFileOptions::new()
-            .open_file(path)
-            .map_err(|e| DicomError::Parse { path: p(path), message: e.to_string() })?;
+        let mut obj = OpenFileOptions::new().open_file(path).map_err(|e| DicomError::Parse {
+            path: p(path),
+            message: e.to_string(),
+        })?;
         let pixel = obj
             .take_element(tags::PIXEL_DATA)
-            .map_err(|_| DicomError::MissingAttribute { path: p(path), attribute: "PixelData" })?;
+            .map_err(|_| DicomError::MissingAttribute {
+                path: p(path),
+                attribute: "PixelData",
+            })?;
         let value = pixel.into_value();
         let fast = self.signed && self.bits_stored == 16 && self.slope == 1.0 && self.intercept.fract() == 0.0;
         let icpt = self.intercept as i32;
@@ -79,7 +88,9 @@ impl SliceHeader {
             (Value::Primitive(PrimitiveValue::U16(v)), true) if v.len() >= n => {
                 if fast {
                     // The common case (int16, slope 1): one tight loop the compiler vectorises.
-                    out.iter_mut().zip(&v[..n]).for_each(|(o, &x)| *o = clip(i32::from(x as i16) + icpt));
+                    out.iter_mut()
+                        .zip(&v[..n])
+                        .for_each(|(o, &x)| *o = clip(i32::from(x as i16) + icpt));
                 } else {
                     out.iter_mut().zip(&v[..n]).for_each(|(o, &x)| *o = self.hu(x));
                 }
@@ -97,7 +108,10 @@ impl SliceHeader {
                     path: p(path),
                     detail: format!(
                         "pixel data holds {} values, {}×{} = {n} expected",
-                        value.primitive().map(|v| v.multiplicity().to_string()).unwrap_or_else(|| "no native".into()),
+                        value
+                            .primitive()
+                            .map(|v| v.multiplicity().to_string())
+                            .unwrap_or_else(|| "no native".into()),
                         self.rows,
                         self.columns
                     ),
@@ -123,7 +137,10 @@ fn floats(
         .element_opt(tag)
         .ok()
         .flatten()
-        .ok_or_else(|| DicomError::MissingAttribute { path: p(path), attribute: name })?;
+        .ok_or_else(|| DicomError::MissingAttribute {
+            path: p(path),
+            attribute: name,
+        })?;
     let v = elem.to_multi_float64().map_err(|e| DicomError::InvalidAttribute {
         path: p(path),
         attribute: name,
@@ -142,7 +159,13 @@ fn floats(
 fn opt_float(obj: &DefaultDicomObject, path: &Path, tag: Tag, name: &'static str) -> Result<Option<f64>, DicomError> {
     match obj.element_opt(tag).ok().flatten() {
         None => Ok(None),
-        Some(e) if e.to_str().map(|t| t.trim_matches(['\0', ' ']).is_empty()).unwrap_or(false) => Ok(None),
+        Some(e)
+            if e.to_str()
+                .map(|t| t.trim_matches(['\0', ' ']).is_empty())
+                .unwrap_or(false) =>
+        {
+            Ok(None)
+        }
         Some(e) => e.to_float64().map(Some).map_err(|err| DicomError::InvalidAttribute {
             path: p(path),
             attribute: name,
@@ -156,7 +179,10 @@ fn uint(obj: &DefaultDicomObject, path: &Path, tag: Tag, name: &'static str) -> 
         .element_opt(tag)
         .ok()
         .flatten()
-        .ok_or_else(|| DicomError::MissingAttribute { path: p(path), attribute: name })?;
+        .ok_or_else(|| DicomError::MissingAttribute {
+            path: p(path),
+            attribute: name,
+        })?;
     elem.to_int::<u32>().map_err(|e| DicomError::InvalidAttribute {
         path: p(path),
         attribute: name,
@@ -169,7 +195,10 @@ fn text(obj: &DefaultDicomObject, path: &Path, tag: Tag, name: &'static str) -> 
         .element_opt(tag)
         .ok()
         .flatten()
-        .ok_or_else(|| DicomError::MissingAttribute { path: p(path), attribute: name })?;
+        .ok_or_else(|| DicomError::MissingAttribute {
+            path: p(path),
+            attribute: name,
+        })?;
     let s = elem.to_str().map_err(|e| DicomError::InvalidAttribute {
         path: p(path),
         attribute: name,
@@ -184,18 +213,31 @@ pub fn read_header(path: &Path) -> Result<Option<SliceHeader>, DicomError> {
     let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
-        .map_err(|e| DicomError::Parse { path: p(path), message: e.to_string() })?;
+        .map_err(|e| DicomError::Parse {
+            path: p(path),
+            message: e.to_string(),
+        })?;
     if obj.element_opt(tags::ROWS).ok().flatten().is_none() {
         return Ok(None);
     }
     let ts = obj.meta().transfer_syntax().to_string();
     if !NATIVE_SYNTAXES.contains(&ts.as_str()) {
-        let name = TransferSyntaxRegistry.get(&ts).map(|t| t.name().to_string()).unwrap_or_else(|| "unknown".into());
-        return Err(DicomError::UnsupportedTransferSyntax { path: p(path), uid: ts, name });
+        let name = TransferSyntaxRegistry
+            .get(&ts)
+            .map(|t| t.name().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        return Err(DicomError::UnsupportedTransferSyntax {
+            path: p(path),
+            uid: ts,
+            name,
+        });
     }
     let modality = text(&obj, path, tags::MODALITY, "Modality")?;
     if modality != "CT" {
-        return Err(DicomError::NotCt { path: p(path), modality });
+        return Err(DicomError::NotCt {
+            path: p(path),
+            modality,
+        });
     }
     let frames = match obj.element_opt(tags::NUMBER_OF_FRAMES).ok().flatten() {
         Some(e) => e.to_int::<u32>().unwrap_or(1),
@@ -217,7 +259,13 @@ pub fn read_header(path: &Path) -> Result<Option<SliceHeader>, DicomError> {
     let rows = uint(&obj, path, tags::ROWS, "Rows")? as usize;
     let columns = uint(&obj, path, tags::COLUMNS, "Columns")? as usize;
     let pos = floats(&obj, path, tags::IMAGE_POSITION_PATIENT, "ImagePositionPatient", 3)?;
-    let ori = floats(&obj, path, tags::IMAGE_ORIENTATION_PATIENT, "ImageOrientationPatient", 6)?;
+    let ori = floats(
+        &obj,
+        path,
+        tags::IMAGE_ORIENTATION_PATIENT,
+        "ImageOrientationPatient",
+        6,
+    )?;
     let spacing = floats(&obj, path, tags::PIXEL_SPACING, "PixelSpacing", 2)?;
     if spacing.iter().any(|s| *s <= 0.0) {
         return Err(DicomError::InvalidAttribute {

@@ -24,14 +24,37 @@ print(" ".join(str(int(v)) for v in hu.ravel()))
 
 #[test]
 fn imports_pydicom_ct_small_with_pydicoms_geometry_and_values() {
-    let out = Command::new(python()).arg("-c").arg(SCRIPT).output().expect("spawn python");
-    assert!(out.status.success(), "pydicom failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(SCRIPT)
+        .output()
+        .expect("spawn python");
+    assert!(
+        out.status.success(),
+        "pydicom failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
     let path = lines.next().unwrap();
-    let g: Vec<f64> = lines.next().unwrap().split_whitespace().map(|v| v.parse().unwrap()).collect();
-    let rc: Vec<usize> = lines.next().unwrap().split_whitespace().map(|v| v.parse().unwrap()).collect();
-    let hu: Vec<i16> = lines.next().unwrap().split_whitespace().map(|v| v.parse().unwrap()).collect();
+    let g: Vec<f64> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let rc: Vec<usize> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let hu: Vec<i16> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(path, dir.path().join("CT_small.dcm")).unwrap();
@@ -47,7 +70,11 @@ fn imports_pydicom_ct_small_with_pydicoms_geometry_and_values() {
     // PixelSpacing = [row spacing, column spacing]: column spacing is the step along a row (i).
     assert!((geo.spacing.x * 1e3 - g[10]).abs() < 1e-9 && (geo.spacing.y * 1e3 - g[9]).abs() < 1e-9);
     assert!((geo.slice_thickness * 1e3 - g[11]).abs() < 1e-9);
-    assert_eq!(vol.hu(), &hu[..], "HU differ from pydicom's pixel_array·slope + intercept");
+    assert_eq!(
+        vol.hu(),
+        &hu[..],
+        "HU differ from pydicom's pixel_array·slope + intercept"
+    );
     // Voxel (i, j) = (5, 7) lies 5 column steps along the row and 7 row steps down the column.
     let p = vol.voxel_center(5, 7, 0).coords * 1e3;
     assert!((p.x - (g[0] + 5.0 * g[10])).abs() < 1e-9 && (p.y - (g[1] + 7.0 * g[9])).abs() < 1e-9);

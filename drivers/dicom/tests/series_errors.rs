@@ -21,7 +21,13 @@ fn good_series(dir: &Path) -> (CtVolume, Vec<PathBuf>) {
         },
         40.0,
     );
-    scene.add(Shape::Sphere { center: Point3::new(0.014, 0.011, 0.003), radius: 0.002 }, 2500.0);
+    scene.add(
+        Shape::Sphere {
+            center: Point3::new(0.014, 0.011, 0.003),
+            radius: 0.002,
+        },
+        2500.0,
+    );
     let mut protocol = ScanProtocol::covering(
         acus_control::frames::Point::xyz(0.0, 0.0, 0.0),
         acus_control::frames::Point::xyz(0.0273, 0.0217, 0.00625),
@@ -89,7 +95,10 @@ fn empty_folder_has_no_images() {
 fn mixed_series_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (_, paths) = good_series(dir.path());
-    edit(&paths[2], DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, PrimitiveValue::from("2.25.12345")));
+    edit(
+        &paths[2],
+        DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, PrimitiveValue::from("2.25.12345")),
+    );
     let err = read_ct_series(dir.path()).unwrap_err();
     match &err {
         DicomError::MixedSeries { count_a, count_b, .. } => assert_eq!(count_a + count_b, paths.len()),
@@ -104,9 +113,19 @@ fn mixed_orientation_is_refused() {
     let (_, paths) = good_series(dir.path());
     // Rotate slice 3 by 5° about z.
     let (c, s) = (5f64.to_radians().cos(), 5f64.to_radians().sin());
-    let iop = [format!("{c:.6}"), format!("{s:.6}"), "0".into(), format!("{:.6}", -s), format!("{c:.6}"), "0".into()];
+    let iop = [
+        format!("{c:.6}"),
+        format!("{s:.6}"),
+        "0".into(),
+        format!("{:.6}", -s),
+        format!("{c:.6}"),
+        "0".into(),
+    ];
     let refs: Vec<&str> = iop.iter().map(String::as_str).collect();
-    edit(&paths[3], DataElement::new(tags::IMAGE_ORIENTATION_PATIENT, VR::DS, ds(&refs)));
+    edit(
+        &paths[3],
+        DataElement::new(tags::IMAGE_ORIENTATION_PATIENT, VR::DS, ds(&refs)),
+    );
     let err = read_ct_series(dir.path()).unwrap_err();
     match err {
         DicomError::MixedOrientation { angle_deg, .. } => assert!((angle_deg - 5.0).abs() < 0.01, "{angle_deg}"),
@@ -121,7 +140,12 @@ fn missing_slice_is_refused() {
     std::fs::remove_file(&paths[2]).unwrap();
     let err = read_ct_series(dir.path()).unwrap_err();
     match err {
-        DicomError::MissingSlices { missing, from_mm, to_mm, spacing_mm } => {
+        DicomError::MissingSlices {
+            missing,
+            from_mm,
+            to_mm,
+            spacing_mm,
+        } => {
             assert_eq!(missing, 1);
             assert!((spacing_mm - 1.25).abs() < 1e-6 && (to_mm - from_mm - 2.5).abs() < 1e-6);
         }
@@ -135,7 +159,10 @@ fn duplicated_slice_is_refused() {
     let (_, paths) = good_series(dir.path());
     let copy = dir.path().join("copy.dcm");
     std::fs::copy(&paths[1], &copy).unwrap();
-    edit(&copy, DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("2.25.999")));
+    edit(
+        &copy,
+        DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("2.25.999")),
+    );
     let err = read_ct_series(dir.path()).unwrap_err();
     assert!(matches!(err, DicomError::DuplicateSlice { .. }), "{err}");
 }
@@ -145,9 +172,16 @@ fn non_uniform_spacing_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (volume, paths) = good_series(dir.path());
     let z = volume.voxel_center(0, 0, 3).coords * 1e3;
-    let moved = [format!("{:.6}", z.x), format!("{:.6}", z.y), format!("{:.6}", z.z + 0.4)];
+    let moved = [
+        format!("{:.6}", z.x),
+        format!("{:.6}", z.y),
+        format!("{:.6}", z.z + 0.4),
+    ];
     let refs: Vec<&str> = moved.iter().map(String::as_str).collect();
-    edit(&paths[3], DataElement::new(tags::IMAGE_POSITION_PATIENT, VR::DS, ds(&refs)));
+    edit(
+        &paths[3],
+        DataElement::new(tags::IMAGE_POSITION_PATIENT, VR::DS, ds(&refs)),
+    );
     let err = read_ct_series(dir.path()).unwrap_err();
     match err {
         DicomError::NonUniformSpacing { gap_mm, spacing_mm, .. } => {
@@ -166,8 +200,9 @@ fn compressed_transfer_syntax_is_refused_by_name() {
     let mut obj = obj;
     let fragments = PixelFragmentSequence::new(Vec::<u32>::new(), vec![vec![0xFFu8, 0x4F, 0xFF, 0x51]]);
     obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, fragments));
-    let file =
-        obj.with_meta(dicom_object::FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.4.90")).unwrap();
+    let file = obj
+        .with_meta(dicom_object::FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.4.90"))
+        .unwrap();
     file.write_to_file(&paths[0]).unwrap();
     let err = read_ct_series(dir.path()).unwrap_err();
     match &err {
@@ -183,7 +218,13 @@ fn compressed_transfer_syntax_is_refused_by_name() {
 fn non_ct_modality_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (_, paths) = good_series(dir.path());
-    edit(&paths[4], DataElement::new(tags::MODALITY, VR::CS, PrimitiveValue::from("MR")));
+    edit(
+        &paths[4],
+        DataElement::new(tags::MODALITY, VR::CS, PrimitiveValue::from("MR")),
+    );
     let err = read_ct_series(dir.path()).unwrap_err();
-    assert!(matches!(&err, DicomError::NotCt { modality, .. } if modality == "MR"), "{err}");
+    assert!(
+        matches!(&err, DicomError::NotCt { modality, .. } if modality == "MR"),
+        "{err}"
+    );
 }

@@ -16,8 +16,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../launch/config/positioner_drives.yaml");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../launch/config/positioner_drives.yaml");
     let cfg = match DrivesConfig::load(&p) {
         Ok(c) => c,
         Err(e) => {
@@ -56,9 +55,7 @@ fn main() {
         rig.drives_step(dt);
     }
     samples.sort_unstable();
-    let pct = |q: f64| {
-        samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0
-    };
+    let pct = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0;
     println!(
         "cycle compute, {} axes, {n} cycles ({enabled} enabled): p50 {:.3} µs, p99 {:.3} µs, max {:.3} µs",
         cfg.axes.len(),

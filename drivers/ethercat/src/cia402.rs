@@ -152,32 +152,14 @@ mod tests {
 
     #[test]
     fn statusword_patterns() {
-        assert_eq!(
-            DriveState::from_statusword(0x0627),
-            DriveState::OperationEnabled
-        );
-        assert_eq!(
-            DriveState::from_statusword(0x0250),
-            DriveState::SwitchOnDisabled
-        );
-        assert_eq!(
-            DriveState::from_statusword(0x0231),
-            DriveState::ReadyToSwitchOn
-        );
+        assert_eq!(DriveState::from_statusword(0x0627), DriveState::OperationEnabled);
+        assert_eq!(DriveState::from_statusword(0x0250), DriveState::SwitchOnDisabled);
+        assert_eq!(DriveState::from_statusword(0x0231), DriveState::ReadyToSwitchOn);
         assert_eq!(DriveState::from_statusword(0x0233), DriveState::SwitchedOn);
-        assert_eq!(
-            DriveState::from_statusword(0x0207),
-            DriveState::QuickStopActive
-        );
+        assert_eq!(DriveState::from_statusword(0x0207), DriveState::QuickStopActive);
         assert_eq!(DriveState::from_statusword(0x0218), DriveState::Fault);
-        assert_eq!(
-            DriveState::from_statusword(0x021F),
-            DriveState::FaultReactionActive
-        );
-        assert_eq!(
-            DriveState::from_statusword(0),
-            DriveState::NotReadyToSwitchOn
-        );
+        assert_eq!(DriveState::from_statusword(0x021F), DriveState::FaultReactionActive);
+        assert_eq!(DriveState::from_statusword(0), DriveState::NotReadyToSwitchOn);
     }
 
     #[test]

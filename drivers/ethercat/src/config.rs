@@ -94,9 +94,7 @@ impl AxisConfig {
 
     /// Following-error window in counts (0x6065).
     pub fn following_error_window_counts(&self) -> u32 {
-        (self.following_error_window * self.counts_per_unit)
-            .round()
-            .max(1.0) as u32
+        (self.following_error_window * self.counts_per_unit).round().max(1.0) as u32
     }
 
     fn unit(&self) -> &'static str {
@@ -121,29 +119,19 @@ fn positive(x: f64) -> bool {
     x > 0.0
 }
 
-fn subtree_mass(
-    robot: &urdf_rs::Robot,
-    link: &str,
-    axis: [f64; 3],
-    revolute: bool,
-    depth: usize,
-) -> f64 {
+fn subtree_mass(robot: &urdf_rs::Robot, link: &str, axis: [f64; 3], revolute: bool, depth: usize) -> f64 {
     if depth > 64 {
         return 0.0;
     }
-    let own = robot
-        .links
-        .iter()
-        .find(|l| l.name == link)
-        .map_or(0.0, |l| {
-            if revolute {
-                let i = &l.inertial.inertia;
-                // Inertia about the joint axis direction (diagonal terms weighted by the axis).
-                axis[0].abs() * i.ixx + axis[1].abs() * i.iyy + axis[2].abs() * i.izz
-            } else {
-                l.inertial.mass.value
-            }
-        });
+    let own = robot.links.iter().find(|l| l.name == link).map_or(0.0, |l| {
+        if revolute {
+            let i = &l.inertial.inertia;
+            // Inertia about the joint axis direction (diagonal terms weighted by the axis).
+            axis[0].abs() * i.ixx + axis[1].abs() * i.iyy + axis[2].abs() * i.izz
+        } else {
+            l.inertial.mass.value
+        }
+    });
     own + robot
         .joints
         .iter()
@@ -155,10 +143,10 @@ fn subtree_mass(
 impl DrivesConfig {
     /// Load the YAML at `path` and the URDF it names.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
-        let file: DrivesFile = serde_yaml::from_str(&text)
-            .map_err(|e| Error::Config(format!("parsing {}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+        let file: DrivesFile =
+            serde_yaml::from_str(&text).map_err(|e| Error::Config(format!("parsing {}: {e}", path.display())))?;
         let urdf_path = path.parent().unwrap_or(Path::new(".")).join(&file.urdf);
         let urdf_text = std::fs::read_to_string(&urdf_path)
             .map_err(|e| Error::Config(format!("reading URDF {}: {e}", urdf_path.display())))?;
@@ -167,8 +155,7 @@ impl DrivesConfig {
 
     /// Merge a parsed YAML file with URDF text; every number is range-checked.
     pub fn from_parts(file: &DrivesFile, urdf_text: &str) -> Result<Self, Error> {
-        let robot = urdf_rs::read_from_string(urdf_text)
-            .map_err(|e| Error::Config(format!("URDF: {e}")))?;
+        let robot = urdf_rs::read_from_string(urdf_text).map_err(|e| Error::Config(format!("URDF: {e}")))?;
         if !positive(file.cycle_time_s) || file.cycle_time_s > 0.01 {
             return Err(Error::Config(format!(
                 "cycle_time_s {} s outside (0, 0.01] s",
@@ -187,12 +174,7 @@ impl DrivesConfig {
                 .joints
                 .iter()
                 .find(|j| j.name == d.joint)
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "joint {:?} not found in URDF {:?}",
-                        d.joint, robot.name
-                    ))
-                })?;
+                .ok_or_else(|| Error::Config(format!("joint {:?} not found in URDF {:?}", d.joint, robot.name)))?;
             let kind = match j.joint_type {
                 urdf_rs::JointType::Prismatic => JointKind::Prismatic,
                 urdf_rs::JointType::Revolute => JointKind::Revolute,
@@ -203,9 +185,7 @@ impl DrivesConfig {
                     )))
                 }
             };
-            let bad = |what: &str, v: f64| {
-                Error::Config(format!("joint {:?}: {what} {v} must be > 0", d.joint))
-            };
+            let bad = |what: &str, v: f64| Error::Config(format!("joint {:?}: {what} {v} must be > 0", d.joint));
             if d.encoder_counts_per_rev == 0 {
                 return Err(bad("encoder_counts_per_rev", 0.0));
             }
@@ -220,9 +200,7 @@ impl DrivesConfig {
             }
             let motor_counts_per_output_rev = f64::from(d.encoder_counts_per_rev) * d.gear_ratio;
             let counts_per_unit = match (kind, d.lead_m_per_rev) {
-                (JointKind::Prismatic, Some(lead)) if lead > 0.0 => {
-                    motor_counts_per_output_rev / lead
-                }
+                (JointKind::Prismatic, Some(lead)) if lead > 0.0 => motor_counts_per_output_rev / lead,
                 (JointKind::Prismatic, other) => {
                     return Err(Error::Config(format!(
                         "prismatic joint {:?} needs lead_m_per_rev > 0, got {other:?}",
@@ -259,12 +237,13 @@ impl DrivesConfig {
                 following_error_window: d.following_error_window,
                 homing_offset: d.homing_offset,
             };
-            let extreme =
-                (lim.lower.abs().max(lim.upper.abs()) + d.homing_offset.abs()) * counts_per_unit;
+            let extreme = (lim.lower.abs().max(lim.upper.abs()) + d.homing_offset.abs()) * counts_per_unit;
             if extreme >= f64::from(i32::MAX) {
                 return Err(Error::Config(format!(
                     "joint {:?}: range ±{:.4} {} is {extreme:.0} counts, beyond the 32-bit position",
-                    d.joint, lim.lower.abs().max(lim.upper.abs()), axis.unit()
+                    d.joint,
+                    lim.lower.abs().max(lim.upper.abs()),
+                    axis.unit()
                 )));
             }
             axes.push(axis);

@@ -294,9 +294,7 @@ impl Cycle {
             BusHealth::Ok => {}
             BusHealth::Lost => self.latch(Fault::FrameLost),
             BusHealth::NotOperational => self.latch(Fault::NotOperational),
-            BusHealth::WorkingCounter { got, expected } => {
-                self.latch(Fault::WorkingCounter { got, expected })
-            }
+            BusHealth::WorkingCounter { got, expected } => self.latch(Fault::WorkingCounter { got, expected }),
         }
         if cmd.emergency_stop {
             self.latch(Fault::EmergencyStop);
@@ -414,14 +412,7 @@ impl Cycle {
                         cmd.goal[i]
                     };
                     let goal = wanted.clamp(l.lower, l.upper);
-                    let (p, v) = interpolate(
-                        self.pos[i],
-                        self.vel[i],
-                        goal,
-                        l.vmax * scale,
-                        l.amax,
-                        self.dt,
-                    );
+                    let (p, v) = interpolate(self.pos[i], self.vel[i], goal, l.vmax * scale, l.amax, self.dt);
                     self.pos[i] = p;
                     self.vel[i] = v;
                     reached &= p == goal && v == 0.0;
@@ -431,9 +422,7 @@ impl Cycle {
                     let c = match st {
                         DriveState::SwitchOnDisabled => cw::SHUTDOWN,
                         DriveState::ReadyToSwitchOn => cw::SWITCH_ON,
-                        DriveState::SwitchedOn | DriveState::OperationEnabled
-                            if inputs[i].mode_display == MODE_CSP =>
-                        {
+                        DriveState::SwitchedOn | DriveState::OperationEnabled if inputs[i].mode_display == MODE_CSP => {
                             cw::ENABLE_OPERATION
                         }
                         DriveState::SwitchedOn | DriveState::OperationEnabled => cw::SWITCH_ON,
@@ -444,9 +433,7 @@ impl Cycle {
                 Mode::Disabled => (cw::SHUTDOWN, actual_counts),
                 Mode::Resetting => {
                     // Rising edge of bit 7: alternate 0 / 0x80 while a drive stays in Fault.
-                    let c = if st == DriveState::Fault
-                        && self.status.controlword[i] & cw::FAULT_RESET == 0
-                    {
+                    let c = if st == DriveState::Fault && self.status.controlword[i] & cw::FAULT_RESET == 0 {
                         cw::FAULT_RESET
                     } else {
                         cw::DISABLE_VOLTAGE
@@ -515,11 +502,7 @@ mod tests {
         while (p, v) != (0.1, 0.0) {
             let (p2, v2) = interpolate(p, v, 0.1, vmax, amax, dt);
             assert!(v2.abs() <= vmax + 1e-12, "velocity {v2}");
-            assert!(
-                (v2 - v).abs() <= amax * dt + 1e-12,
-                "acceleration {}",
-                (v2 - v) / dt
-            );
+            assert!((v2 - v).abs() <= amax * dt + 1e-12, "acceleration {}", (v2 - v) / dt);
             assert!(p2 <= 0.1 + 1e-12);
             (p, v) = (p2, v2);
             steps += 1;

@@ -7,8 +7,8 @@ use ethercrab::{
     error::Error as EcError,
     std::ethercat_now,
     subdevice_group::{DcConfiguration, HasDc, Op},
-    DcSync, DefaultLock, MainDevice, MainDeviceConfig, PduLoop, PduRx, PduStorage, PduTx,
-    RetryBehaviour, SubDeviceGroup, Timeouts,
+    DcSync, DefaultLock, MainDevice, MainDeviceConfig, PduLoop, PduRx, PduStorage, PduTx, RetryBehaviour,
+    SubDeviceGroup, Timeouts,
 };
 use futures_lite::future::block_on;
 
@@ -30,8 +30,7 @@ type Group = SubDeviceGroup<MAX_AXES, MAX_PDI, DefaultLock, Op, HasDc>;
 /// ethercrab's frame storage, split into its TX/RX halves and the loop the `MainDevice` owns.
 /// The storage lives for the rest of the process (one bus per process in production).
 pub fn pdu_storage() -> Result<(PduTx<'static>, PduRx<'static>, PduLoop<'static>), Error> {
-    let storage: &'static PduStorage<MAX_FRAMES, MAX_PDU_DATA> =
-        Box::leak(Box::new(PduStorage::new()));
+    let storage: &'static PduStorage<MAX_FRAMES, MAX_PDU_DATA> = Box::leak(Box::new(PduStorage::new()));
     storage
         .try_split()
         .map_err(|_| Error::Master("PDU storage already split".into()))
@@ -75,8 +74,7 @@ pub fn spawn_nic_task(
     tx: PduTx<'static>,
     rx: PduRx<'static>,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
-    let task = ethercrab::std::tx_rx_task(iface, tx, rx)
-        .map_err(|e| Error::Master(format!("opening {iface}: {e}")))?;
+    let task = ethercrab::std::tx_rx_task(iface, tx, rx).map_err(|e| Error::Master(format!("opening {iface}: {e}")))?;
     std::thread::Builder::new()
         .name("ethercat-txrx".into())
         .spawn(move || {
@@ -106,20 +104,14 @@ async fn map_pdos(
         sd.sdo_write(assign, 1, pdo).await?;
         sd.sdo_write(assign, 0, 1u8).await?;
     }
-    sd.sdo_write(0x6065, 0, axis.following_error_window_counts())
-        .await?;
-    sd.sdo_write(0x607C, 0, axis.to_counts(axis.homing_offset))
-        .await?;
+    sd.sdo_write(0x6065, 0, axis.following_error_window_counts()).await?;
+    sd.sdo_write(0x607C, 0, axis.to_counts(axis.homing_offset)).await?;
     Ok(())
 }
 
 impl EthercrabBus {
     /// Bring the line up to OP with DC SYNC0 and CSP mapped; blocks until done.
-    pub fn bring_up(
-        pdu_loop: PduLoop<'static>,
-        axes: &[AxisConfig],
-        timing: BusTiming,
-    ) -> Result<Self, Error> {
+    pub fn bring_up(pdu_loop: PduLoop<'static>, axes: &[AxisConfig], timing: BusTiming) -> Result<Self, Error> {
         let maindevice: &'static MainDevice<'static> = Box::leak(Box::new(MainDevice::new(
             pdu_loop,
             Timeouts {
@@ -142,9 +134,7 @@ impl EthercrabBus {
         axes: &[AxisConfig],
         timing: BusTiming,
     ) -> Result<Self, Error> {
-        let mut group = md
-            .init_single_group::<MAX_AXES, MAX_PDI>(ethercat_now)
-            .await?;
+        let mut group = md.init_single_group::<MAX_AXES, MAX_PDI>(ethercat_now).await?;
         if group.len() != axes.len() {
             return Err(Error::DriveCount {
                 found: group.len(),
@@ -193,12 +183,7 @@ impl EthercrabBus {
             // Outputs stay zero (controlword 0 = disable voltage, mode 0) until the cycle starts.
             match group.tx_rx_dc(md).await {
                 Ok(r) if r.all_op() => break,
-                Ok(r) => std::thread::sleep(
-                    r.extra
-                        .next_cycle_wait
-                        .saturating_sub(now.elapsed())
-                        .min(timing.cycle),
-                ),
+                Ok(r) => std::thread::sleep(r.extra.next_cycle_wait.saturating_sub(now.elapsed()).min(timing.cycle)),
                 Err(EcError::Timeout(_)) => {}
                 Err(e) => return Err(e.into()),
             }

@@ -9,8 +9,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ethercat::{
-    DomainIdx, Idx, Master, MasterAccess, PdoCfg, PdoEntryIdx, PdoEntryInfo, PdoEntryPos, PdoIdx,
-    SdoIdx, SlaveAddr, SlaveId, SmCfg, SubIdx,
+    DomainIdx, Idx, Master, MasterAccess, PdoCfg, PdoEntryIdx, PdoEntryInfo, PdoEntryPos, PdoIdx, SdoIdx, SlaveAddr,
+    SlaveId, SmCfg, SubIdx,
 };
 
 use crate::bus::Bus;
@@ -88,11 +88,8 @@ impl IghBus {
             sc.config_sm_pdos(SmCfg::input(3.into()), &[pdo(0x1A00, &TX_MAPPING)])
                 .map_err(err)?;
             sc.add_sdo(SdoIdx::new(0x6060, 0), &MODE_CSP).map_err(err)?;
-            sc.add_sdo(
-                SdoIdx::new(0x6065, 0),
-                &axis.following_error_window_counts(),
-            )
-            .map_err(err)?;
+            sc.add_sdo(SdoIdx::new(0x6065, 0), &axis.following_error_window_counts())
+                .map_err(err)?;
             sc.add_sdo(SdoIdx::new(0x607C, 0), &axis.to_counts(axis.homing_offset))
                 .map_err(err)?;
             for (k, m) in RX_MAPPING.iter().enumerate() {

@@ -135,20 +135,14 @@ fn run<B: Bus>(
         if deadline < now {
             deadline = now; // overrun: do not try to catch up with a burst
         }
-        let wait = bus
-            .next_cycle_wait()
-            .map_or(deadline - now, |w| w.min(period));
+        let wait = bus.next_cycle_wait().map_or(deadline - now, |w| w.min(period));
         std::thread::sleep(wait);
     }
 }
 
 impl Controller<Disabled> {
     /// Start the cycle thread on `bus`, in real time. The thread owns the bus until [`Controller::shutdown`].
-    pub fn spawn<B: Bus + Send + 'static>(
-        bus: B,
-        axes: &[AxisConfig],
-        period: Duration,
-    ) -> Result<Self, Error> {
+    pub fn spawn<B: Bus + Send + 'static>(bus: B, axes: &[AxisConfig], period: Duration) -> Result<Self, Error> {
         Self::spawn_paced(bus, axes, period, Pacing::RealTime)
     }
 
@@ -287,9 +281,7 @@ impl<S> Controller<S> {
     pub fn shutdown(mut self) -> Result<(), Error> {
         self.inner.stop.store(true, Ordering::Relaxed);
         match self.inner.thread.take() {
-            Some(t) => t
-                .join()
-                .map_err(|_| Error::Thread("cycle thread panicked".into())),
+            Some(t) => t.join().map_err(|_| Error::Thread("cycle thread panicked".into())),
             None => Ok(()),
         }
     }

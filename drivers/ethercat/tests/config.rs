@@ -9,16 +9,12 @@ use acus_ethercat::config::{DrivesConfig, DrivesFile, JointKind};
 use acus_ethercat::Error;
 
 fn urdf() -> String {
-    std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../urdf/positioner.urdf"),
-    )
-    .unwrap()
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../urdf/positioner.urdf")).unwrap()
 }
 
 fn yaml() -> String {
     std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../launch/config/positioner_drives.yaml"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../launch/config/positioner_drives.yaml"),
     )
     .unwrap()
 }
@@ -90,11 +86,7 @@ fn bad_configs_are_typed_errors_with_names_and_numbers() {
         1,
     ));
     assert!(m.contains("yaw_joint") && m.contains("0.01"), "{m}");
-    let m = err_of(&y.replacen(
-        "max_acceleration: 0.5             # m/s²",
-        "max_acceleration: -2.5",
-        1,
-    ));
+    let m = err_of(&y.replacen("max_acceleration: 0.5             # m/s²", "max_acceleration: -2.5", 1));
     assert!(m.contains("max_acceleration") && m.contains("-2.5"), "{m}");
     let m = err_of(&y.replacen("cycle_time_s: 0.001", "cycle_time_s: 0.5", 1));
     assert!(m.contains("0.5"), "{m}");

@@ -79,20 +79,8 @@ fn bus_fault_latches_with_quick_stop_and_needs_reset_then_enable() {
     let (mut rig, dt) = rig();
     let mut cmd = enabled_cmd();
     run(&mut rig, dt, &cmd, 10);
-    let s = rig.master_step(
-        BusHealth::WorkingCounter {
-            got: 15,
-            expected: 18,
-        },
-        &cmd,
-    );
-    assert_eq!(
-        s.fault,
-        Some(Fault::WorkingCounter {
-            got: 15,
-            expected: 18
-        })
-    );
+    let s = rig.master_step(BusHealth::WorkingCounter { got: 15, expected: 18 }, &cmd);
+    assert_eq!(s.fault, Some(Fault::WorkingCounter { got: 15, expected: 18 }));
     assert!(
         s.controlword[..6].iter().all(|c| *c == cw::QUICK_STOP),
         "quick stop in the same cycle"
@@ -102,9 +90,7 @@ fn bus_fault_latches_with_quick_stop_and_needs_reset_then_enable() {
     cmd.enable_seq = 2;
     let s = run(&mut rig, dt, &cmd, 200);
     assert_eq!(s.mode, Mode::Faulted);
-    assert!(s.drive_state[..6]
-        .iter()
-        .all(|d| *d == DriveState::SwitchOnDisabled));
+    assert!(s.drive_state[..6].iter().all(|d| *d == DriveState::SwitchOnDisabled));
     // Reset → Disabled (not re-enabled by the still-true enable level).
     cmd.reset_seq = 1;
     let s = run(&mut rig, dt, &cmd, 20);
@@ -121,13 +107,7 @@ fn drive_fault_reset_is_a_rising_edge_of_bit_7() {
     run(&mut rig, dt, &cmd, 10);
     rig.inject_fault(1, 0x2310);
     let s = run(&mut rig, dt, &cmd, 1);
-    assert_eq!(
-        s.fault,
-        Some(Fault::Drive {
-            axis: 1,
-            code: 0x2310
-        })
-    );
+    assert_eq!(s.fault, Some(Fault::Drive { axis: 1, code: 0x2310 }));
     let s = run(&mut rig, dt, &cmd, 100);
     assert_eq!(s.drive_state[1], DriveState::Fault);
     assert_eq!(s.controlword[1], cw::DISABLE_VOLTAGE);
@@ -188,13 +168,20 @@ fn emergency_stop_quick_stops_latches_and_blocks_reset_while_held() {
     cmd.emergency_stop = true;
     let s = rig.master_step(BusHealth::Ok, &cmd);
     assert_eq!((s.mode, s.fault), (Mode::Faulted, Some(Fault::EmergencyStop)));
-    assert!(s.controlword[..6].iter().all(|c| *c == cw::QUICK_STOP), "quick stop in the same cycle");
+    assert!(
+        s.controlword[..6].iter().all(|c| *c == cw::QUICK_STOP),
+        "quick stop in the same cycle"
+    );
     rig.drives_step(dt);
     // Held: a reset edge does nothing, and no setpoint moves.
     let stopped = run(&mut rig, dt, &cmd, 200);
     cmd.reset_seq = 1;
     let s = run(&mut rig, dt, &cmd, 50);
-    assert_eq!((s.mode, s.fault), (Mode::Faulted, Some(Fault::EmergencyStop)), "reset ignored while held");
+    assert_eq!(
+        (s.mode, s.fault),
+        (Mode::Faulted, Some(Fault::EmergencyStop)),
+        "reset ignored while held"
+    );
     assert_eq!(s.actual[2], stopped.actual[2], "no motion while the stop is held");
     // Released: the fault stays latched until a new reset edge; then Disabled, and enabling starts at actual.
     cmd.emergency_stop = false;
@@ -208,6 +195,9 @@ fn emergency_stop_quick_stops_latches_and_blocks_reset_while_held() {
     let s = run(&mut rig, dt, &cmd, 20);
     assert_eq!(s.mode, Mode::Enabled);
     for i in 0..6 {
-        assert!((s.setpoint[i] - s.actual[i]).abs() < 1e-6, "axis {i} resumes from its actual position");
+        assert!(
+            (s.setpoint[i] - s.actual[i]).abs() < 1e-6,
+            "axis {i} resumes from its actual position"
+        );
     }
 }

@@ -37,19 +37,14 @@ fn scenario(kind: Inject) {
     );
     assert_eq!(s.fault, None);
     // Put every axis in motion, then inject mid-move.
-    ctrl.move_to(&[0.08, -0.08, 0.12, 0.8, -0.6, 0.15], 1.0)
-        .unwrap();
+    ctrl.move_to(&[0.08, -0.08, 0.12, 0.8, -0.6, 0.15], 1.0).unwrap();
     let s0 = wait_for(
         &mut ctrl,
         Duration::from_secs(5),
         |s| assert_eq!(s.fault, None),
         |x| x.cycle >= s.cycle + 200,
     );
-    assert!(
-        s0.setpoint[0] > 0.005,
-        "axis 0 should be moving, at {}",
-        s0.setpoint[0]
-    );
+    assert!(s0.setpoint[0] > 0.005, "axis 0 should be moving, at {}", s0.setpoint[0]);
 
     let injected_at = {
         let mut net = rig.link.network();
@@ -71,21 +66,10 @@ fn scenario(kind: Inject) {
         drop(net);
         ctrl.status().cycle
     };
-    let f = wait_for(
-        &mut ctrl,
-        Duration::from_secs(10),
-        |_| {},
-        |s| s.fault.is_some(),
-    );
+    let f = wait_for(&mut ctrl, Duration::from_secs(10), |_| {}, |s| s.fault.is_some());
     let fault = f.fault.unwrap();
     match kind {
-        Inject::DriveFault => assert_eq!(
-            fault,
-            Fault::Drive {
-                axis: 2,
-                code: 0x2310
-            }
-        ),
+        Inject::DriveFault => assert_eq!(fault, Fault::Drive { axis: 2, code: 0x2310 }),
         Inject::LinkDown | Inject::Drops => assert_eq!(fault, Fault::FrameLost),
         Inject::Missing => assert!(matches!(fault, Fault::WorkingCounter { .. }), "{fault:?}"),
     }
@@ -110,12 +94,7 @@ fn scenario(kind: Inject) {
         "events {latched_events:?}"
     );
     // Quick stop commanded to every axis in the cycle the fault latched.
-    let at_latch = wait_for(
-        &mut ctrl,
-        Duration::from_secs(1),
-        |_| {},
-        |s| s.cycle >= f.cycle,
-    );
+    let at_latch = wait_for(&mut ctrl, Duration::from_secs(1), |_| {}, |s| s.cycle >= f.cycle);
     assert!(
         at_latch.controlword[..n].iter().all(|c| halted(*c)),
         "controlwords {:x?}",
@@ -130,10 +109,7 @@ fn scenario(kind: Inject) {
             break l;
         }
         let s = ctrl.status();
-        assert!(
-            s.cycle < f.cycle + 5000,
-            "drives never received the quick stop"
-        );
+        assert!(s.cycle < f.cycle + 5000, "drives never received the quick stop");
         std::thread::yield_now();
     };
     assert!(
@@ -156,8 +132,7 @@ fn scenario(kind: Inject) {
                 .all(|d| matches!(d, DriveState::SwitchOnDisabled | DriveState::Fault))
         },
     );
-    ctrl.move_to(&[0.0, 0.0, 0.02, 0.0, 0.0, 0.02], 1.0)
-        .unwrap();
+    ctrl.move_to(&[0.0, 0.0, 0.02, 0.0, 0.0, 0.02], 1.0).unwrap();
     let held = drive_positions(&rig.link);
     wait_for(
         &mut ctrl,
@@ -181,11 +156,7 @@ fn scenario(kind: Inject) {
         |_| {},
         |s: &Status| s.mode == Mode::Disabled && s.fault.is_none(),
     );
-    assert!(
-        s.drive_state[..n].iter().all(|d| !d.is_fault()),
-        "{:?}",
-        s.drive_state
-    );
+    assert!(s.drive_state[..n].iter().all(|d| !d.is_fault()), "{:?}", s.drive_state);
     let before = drive_positions(&rig.link);
     let mut ctrl = ctrl.enable();
     let en = wait_for(
@@ -207,10 +178,7 @@ fn scenario(kind: Inject) {
     let after_enable = drive_positions(&rig.link);
     for i in 0..n {
         let q = 1.0 / rig.cfg.axes[i].counts_per_unit;
-        assert!(
-            (after_enable[i] - before[i]).abs() <= q,
-            "axis {i} jumped on enable"
-        );
+        assert!((after_enable[i] - before[i]).abs() <= q, "axis {i} jumped on enable");
     }
     let goal = [0.01, 0.01, 0.05, 0.1, 0.1, 0.03];
     let seq = ctrl.move_to(&goal, 1.0).unwrap();

@@ -32,14 +32,8 @@ fn six_drives_map_by_sdo_enable_and_follow_a_trajectory() {
             // DC: SYNC0 active with cyclic operation (0x0981 = 0x03), 1 ms SYNC0 cycle (0x09A0),
             // and a system time offset written by the master (0x0920).
             assert_eq!(d.memory(0x0981, 1)[0] & 0x03, 0x03);
-            assert_eq!(
-                u32::from_le_bytes(d.memory(0x09A0, 4).try_into().unwrap()),
-                1_000_000
-            );
-            assert_ne!(
-                u64::from_le_bytes(d.memory(0x0920, 8).try_into().unwrap()),
-                0
-            );
+            assert_eq!(u32::from_le_bytes(d.memory(0x09A0, 4).try_into().unwrap()), 1_000_000);
+            assert_ne!(u64::from_le_bytes(d.memory(0x0920, 8).try_into().unwrap()), 0);
         }
     }
     let mut ctrl = rig.ctrl.take().unwrap().enable();
@@ -58,16 +52,9 @@ fn six_drives_map_by_sdo_enable_and_follow_a_trajectory() {
         |_| {},
         |s| s.statusword[..n].iter().all(|w| *w == 0x0627),
     );
-    assert!(s.drive_state[..n]
-        .iter()
-        .all(|d| *d == DriveState::OperationEnabled));
+    assert!(s.drive_state[..n].iter().all(|d| *d == DriveState::OperationEnabled));
 
-    let windows: Vec<f64> = rig
-        .cfg
-        .axes
-        .iter()
-        .map(|a| a.following_error_window)
-        .collect();
+    let windows: Vec<f64> = rig.cfg.axes.iter().map(|a| a.following_error_window).collect();
     let trajectory: [[f64; 6]; 3] = [
         [0.02, -0.03, 0.05, 0.3, -0.2, 0.04],
         [-0.05, 0.04, 0.1, -0.4, 0.3, 0.1],
@@ -95,12 +82,7 @@ fn six_drives_map_by_sdo_enable_and_follow_a_trajectory() {
         );
         // Let the drives settle, then every axis is at the goal to within the encoder quantum
         // plus the settling error the drive may still have.
-        let settled = wait_for(
-            &mut ctrl,
-            Duration::from_secs(5),
-            |_| {},
-            |x| x.cycle >= s.cycle + 300,
-        );
+        let settled = wait_for(&mut ctrl, Duration::from_secs(5), |_| {}, |x| x.cycle >= s.cycle + 300);
         let drives = drive_positions(&rig.link);
         for i in 0..n {
             let q = 1.0 / rig.cfg.axes[i].counts_per_unit;

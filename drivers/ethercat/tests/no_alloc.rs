@@ -76,11 +76,7 @@ fn cycle_compute_allocates_nothing_in_any_mode() {
     }
     rig.inject_fault(3, 0x2310);
     for k in 0..300 {
-        let bus = if k == 5 {
-            BusHealth::Lost
-        } else {
-            BusHealth::Ok
-        };
+        let bus = if k == 5 { BusHealth::Lost } else { BusHealth::Ok };
         let s = counted(&mut rig, bus, &cmd);
         seen[4] |= s.mode == Mode::Faulted;
     }
@@ -103,11 +99,7 @@ fn cycle_compute_allocates_nothing_in_any_mode() {
         seen, [true; 5],
         "modes Disabled, Enabling, Enabled, Resetting, Faulted must all be exercised"
     );
-    assert_eq!(
-        ALLOCS.with(|a| a.get()),
-        0,
-        "allocations in {cycles} cycles"
-    );
+    assert_eq!(ALLOCS.with(|a| a.get()), 0, "allocations in {cycles} cycles");
 }
 
 /// The bus side of the cycle on ethercrab (in-process wire): one `tx_rx_dc` exchange with PDI

@@ -35,18 +35,13 @@ fn soem_enumerates_reads_identity_and_reaches_op() {
     if skip() {
         return;
     }
-    let venv = std::env::var("ACUS_VENV")
-        .expect("ACUS_VENV must point at the venv with pysoem (launch/setup.sh)");
+    let venv = std::env::var("ACUS_VENV").expect("ACUS_VENV must point at the venv with pysoem (launch/setup.sh)");
     let python = PathBuf::from(venv).join("bin/python");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pysoem_probe.py");
     let _serial = common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let params = vec![DriveParams::default(); 6];
     let veth = Veth::new();
-    let _emu = Emulator::spawn(
-        &veth,
-        &serde_yaml::to_string(&params).unwrap(),
-        "emulator_child",
-    );
+    let _emu = Emulator::spawn(&veth, &serde_yaml::to_string(&params).unwrap(), "emulator_child");
     let out = Command::new("ip")
         .args(["netns", "exec", &veth.ns_master])
         .arg(&python)
@@ -64,10 +59,7 @@ fn soem_enumerates_reads_identity_and_reaches_op() {
     eprintln!("{stdout}");
     assert_eq!(field(&stdout, "found"), vec![6]);
     assert_eq!(field(&stdout, "sii_vendor"), vec![i64::from(VENDOR_ID); 6]);
-    assert_eq!(
-        field(&stdout, "sii_product"),
-        vec![i64::from(PRODUCT_CODE); 6]
-    );
+    assert_eq!(field(&stdout, "sii_product"), vec![i64::from(PRODUCT_CODE); 6]);
     assert_eq!(field(&stdout, "sdo_vendor"), vec![i64::from(VENDOR_ID); 6]);
     assert_eq!(field(&stdout, "sdo_serial"), (1..=6).collect::<Vec<i64>>());
     assert!(

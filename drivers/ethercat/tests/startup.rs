@@ -54,16 +54,8 @@ fn drives_far_from_zero_hold_position_when_enabled() {
             before[i],
             after[i]
         );
-        assert!(
-            max_dev[i] <= quantum,
-            "axis {i}: actual deviated {}",
-            max_dev[i]
-        );
-        assert!(
-            sp_dev[i] <= quantum,
-            "axis {i}: setpoint deviated {}",
-            sp_dev[i]
-        );
+        assert!(max_dev[i] <= quantum, "axis {i}: actual deviated {}", max_dev[i]);
+        assert!(sp_dev[i] <= quantum, "axis {i}: setpoint deviated {}", sp_dev[i]);
     }
     ctrl.disable().shutdown().unwrap();
 }
@@ -78,27 +70,15 @@ fn bring_up_refuses_a_line_with_a_drive_missing() {
         .map(|a| sim_params(a, 0.5 * (a.lower + a.upper)))
         .collect();
     let (tx, rx, pdu_loop) = acus_ethercat::ethercrab_bus::pdu_storage().unwrap();
-    let _link = acus_sim_ecat::inproc::InProcessLink::spawn(
-        acus_sim_ecat::Network::new(&params).unwrap(),
-        tx,
-        rx,
-    )
-    .unwrap();
+    let _link =
+        acus_sim_ecat::inproc::InProcessLink::spawn(acus_sim_ecat::Network::new(&params).unwrap(), tx, rx).unwrap();
     let timing = acus_ethercat::ethercrab_bus::BusTiming {
         dc_static_sync_iterations: 10,
         ..Default::default()
     };
     match acus_ethercat::ethercrab_bus::EthercrabBus::bring_up(pdu_loop, &cfg.axes, timing) {
-        Err(
-            e @ acus_ethercat::Error::DriveCount {
-                found: 5,
-                expected: 6,
-            },
-        ) => {
-            assert_eq!(
-                e.to_string(),
-                "found 5 EtherCAT SubDevices, configuration expects 6"
-            );
+        Err(e @ acus_ethercat::Error::DriveCount { found: 5, expected: 6 }) => {
+            assert_eq!(e.to_string(), "found 5 EtherCAT SubDevices, configuration expects 6");
         }
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("bring-up accepted 5 drives for 6 axes"),

@@ -28,18 +28,9 @@ fn master_drives_six_emulated_drives_over_veth() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let cfg = config();
     let initial = [0.01, -0.02, 0.03, 0.1, -0.1, 0.02];
-    let params: Vec<DriveParams> = cfg
-        .axes
-        .iter()
-        .zip(initial)
-        .map(|(a, q)| sim_params(a, q))
-        .collect();
+    let params: Vec<DriveParams> = cfg.axes.iter().zip(initial).map(|(a, q)| sim_params(a, q)).collect();
     let veth = Veth::new();
-    let emu = Emulator::spawn(
-        &veth,
-        &serde_yaml::to_string(&params).unwrap(),
-        "emulator_child",
-    );
+    let emu = Emulator::spawn(&veth, &serde_yaml::to_string(&params).unwrap(), "emulator_child");
     assert_ne!(emu.pid(), std::process::id());
 
     let (tx, rx, pdu_loop) = pdu_storage().unwrap();
@@ -69,8 +60,7 @@ fn master_drives_six_emulated_drives_over_veth() {
             "axis {i} actual read by SDO"
         );
     }
-    let ctrl =
-        Controller::spawn(bus, &cfg.axes, Duration::from_secs_f64(cfg.cycle_time_s)).unwrap();
+    let ctrl = Controller::spawn(bus, &cfg.axes, Duration::from_secs_f64(cfg.cycle_time_s)).unwrap();
     let mut ctrl = ctrl.enable();
     let n = cfg.axes.len();
     let s = wait_for(
@@ -87,10 +77,7 @@ fn master_drives_six_emulated_drives_over_veth() {
         |s| s.statusword[..n].iter().all(|w| *w == 0x0627),
     );
     let windows: Vec<f64> = cfg.axes.iter().map(|a| a.following_error_window).collect();
-    for goal in [
-        [0.03, -0.04, 0.06, 0.3, -0.25, 0.05],
-        [0.0, 0.0, 0.02, 0.0, 0.0, 0.01],
-    ] {
+    for goal in [[0.03, -0.04, 0.06, 0.3, -0.25, 0.05], [0.0, 0.0, 0.02, 0.0, 0.0, 0.01]] {
         let seq = ctrl.move_to(&goal, 1.0).unwrap();
         let s = wait_for(
             &mut ctrl,
@@ -99,21 +86,12 @@ fn master_drives_six_emulated_drives_over_veth() {
                 assert_eq!(s.fault, None, "fault during the trajectory over veth");
                 for i in 0..n {
                     let fe = (s.setpoint[i] - s.actual[i]).abs();
-                    assert!(
-                        fe <= windows[i],
-                        "axis {i}: following error {fe} > {}",
-                        windows[i]
-                    );
+                    assert!(fe <= windows[i], "axis {i}: following error {fe} > {}", windows[i]);
                 }
             },
             |s| s.goal_seq == seq && s.goal_reached,
         );
-        let settled = wait_for(
-            &mut ctrl,
-            Duration::from_secs(5),
-            |_| {},
-            |x| x.cycle >= s.cycle + 300,
-        );
+        let settled = wait_for(&mut ctrl, Duration::from_secs(5), |_| {}, |x| x.cycle >= s.cycle + 300);
         for i in 0..n {
             assert!(
                 (settled.actual[i] - goal[i]).abs() <= windows[i] / 10.0,

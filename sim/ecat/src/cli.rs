@@ -18,24 +18,12 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     let mut it = args.iter();
     let bad = |m: String| Error::Params(m);
     while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| bad(format!("{a} needs a value")))
-        };
+        let mut value = || it.next().cloned().ok_or_else(|| bad(format!("{a} needs a value")));
         match a.as_str() {
             "--iface" => iface = Some(value()?),
-            "--drives" => {
-                drives = value()?
-                    .parse()
-                    .map_err(|e| bad(format!("--drives: {e}")))?
-            }
+            "--drives" => drives = value()?.parse().map_err(|e| bad(format!("--drives: {e}")))?,
             "--params" => params_file = Some(value()?),
-            "--drop-percent" => {
-                drop_percent = value()?
-                    .parse()
-                    .map_err(|e| bad(format!("--drop-percent: {e}")))?
-            }
+            "--drop-percent" => drop_percent = value()?.parse().map_err(|e| bad(format!("--drop-percent: {e}")))?,
             other => return Err(bad(format!("unknown argument {other:?}"))),
         }
     }
@@ -53,9 +41,6 @@ pub fn run(args: &[String]) -> Result<(), Error> {
         ..Faults::default()
     });
     let socket = raw::RawSocket::open(&iface)?;
-    eprintln!(
-        "acus-ecat-emulator: ready, {} drives on {iface}",
-        params.len()
-    );
+    eprintln!("acus-ecat-emulator: ready, {} drives on {iface}", params.len());
     raw::serve(&socket, &mut network)
 }

@@ -137,10 +137,7 @@ mod tests {
         assert_eq!(r[8], 0x60);
         let r = handle(&mut od, &request(0x2F, 0x6041, 0, [1, 0, 0, 0]), true).unwrap();
         assert_eq!(r[8], 0x80);
-        assert_eq!(
-            u32::from_le_bytes(r[12..16].try_into().unwrap()),
-            abort::READ_ONLY
-        );
+        assert_eq!(u32::from_le_bytes(r[12..16].try_into().unwrap()), abort::READ_ONLY);
         // Normal (non-expedited) download: size 4 in the header, data after it.
         let mut r = request(0x21, 0x607A, 0, [4, 0, 0, 0]);
         r[0] = 14; // mailbox length: 10 + 4 data bytes

@@ -134,10 +134,7 @@ impl Drive {
     }
 
     fn enter_fault(&mut self, code: u16) {
-        if !matches!(
-            self.state,
-            PowerState::Fault | PowerState::FaultReactionActive
-        ) {
+        if !matches!(self.state, PowerState::Fault | PowerState::FaultReactionActive) {
             self.error_code = code;
             self.state = PowerState::FaultReactionActive;
         }
@@ -145,10 +142,7 @@ impl Drive {
 
     /// Process data went away while the axis was powered (leaving OP): fault reaction.
     pub fn communication_lost(&mut self) {
-        if matches!(
-            self.state,
-            PowerState::OperationEnabled | PowerState::QuickStopActive
-        ) {
+        if matches!(self.state, PowerState::OperationEnabled | PowerState::QuickStopActive) {
             self.enter_fault(ERR_COMMUNICATION);
         }
     }
@@ -278,10 +272,7 @@ impl Drive {
         }
         od.set(idx::STATUSWORD, &sw.to_le_bytes());
         od.set(idx::POSITION_ACTUAL, &(actual as i32).to_le_bytes());
-        od.set(
-            idx::VELOCITY_ACTUAL,
-            &(self.vel.round() as i32).to_le_bytes(),
-        );
+        od.set(idx::VELOCITY_ACTUAL, &(self.vel.round() as i32).to_le_bytes());
         let torque = (self.effort / self.params.rated_effort * 1000.0).clamp(-32768.0, 32767.0);
         od.set(idx::TORQUE_ACTUAL, &(torque.round() as i16).to_le_bytes());
         od.set(idx::ERROR_CODE, &self.error_code.to_le_bytes());

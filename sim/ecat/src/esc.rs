@@ -223,12 +223,7 @@ impl SubDevice {
         }
         if to >= AlState::SafeOp {
             for (n, assign, addr, code) in [
-                (
-                    2u16,
-                    0x1C12u16,
-                    layout::PD_OUT_ADDR,
-                    al_code::INVALID_OUTPUTS,
-                ),
+                (2u16, 0x1C12u16, layout::PD_OUT_ADDR, al_code::INVALID_OUTPUTS),
                 (3, 0x1C13, layout::PD_IN_ADDR, al_code::INVALID_INPUTS),
             ] {
                 let want = self.od.assigned_len(assign);
@@ -279,12 +274,7 @@ impl SubDevice {
         use AlState::*;
         let allowed = matches!(
             (self.state, requested),
-            (_, Init)
-                | (Init, PreOp)
-                | (PreOp, SafeOp)
-                | (SafeOp, Op)
-                | (SafeOp | Op, PreOp)
-                | (Op, SafeOp)
+            (_, Init) | (Init, PreOp) | (PreOp, SafeOp) | (SafeOp, Op) | (SafeOp | Op, PreOp) | (Op, SafeOp)
         ) || self.state == requested;
         if !allowed {
             self.set_error(al_code::INVALID_STATE_CHANGE);
@@ -458,11 +448,7 @@ impl SubDevice {
             return;
         }
         let cycle_ns = u32::from_le_bytes(self.mem[0x9A0..0x9A4].try_into().unwrap_or([0; 4]));
-        let dt = if cycle_ns > 0 {
-            f64::from(cycle_ns) * 1e-9
-        } else {
-            1e-3
-        };
+        let dt = if cycle_ns > 0 { f64::from(cycle_ns) * 1e-9 } else { 1e-3 };
         let op = self.state == AlState::Op;
         // Outputs: RxPDO mapping (0x1C12) from SM2 memory into the dictionary.
         if op {

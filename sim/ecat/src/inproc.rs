@@ -32,11 +32,7 @@ pub struct InProcessLink {
 
 impl InProcessLink {
     /// Start serving `network` to the ethercrab TX/RX halves.
-    pub fn spawn(
-        network: Network,
-        mut tx: PduTx<'static>,
-        mut rx: PduRx<'static>,
-    ) -> Result<Self, Error> {
+    pub fn spawn(network: Network, mut tx: PduTx<'static>, mut rx: PduRx<'static>) -> Result<Self, Error> {
         let network = Arc::new(Mutex::new(network));
         let stop = Arc::new(AtomicBool::new(false));
         let (net, stop2) = (Arc::clone(&network), Arc::clone(&stop));

@@ -100,13 +100,7 @@ impl ObjectDictionary {
     /// The dictionary of a CSP servo drive with the given identity and following-error window.
     pub fn cia402_drive(id: &Identity) -> Self {
         let mut od = Self::default();
-        od.put(
-            0x1000,
-            0,
-            0x0002_0192u32.to_le_bytes().to_vec(),
-            false,
-            false,
-        ); // servo, profile 402
+        od.put(0x1000, 0, 0x0002_0192u32.to_le_bytes().to_vec(), false, false); // servo, profile 402
         od.put(0x1001, 0, vec![0], false, false);
         od.put(0x1008, 0, DEVICE_NAME.as_bytes().to_vec(), false, false);
         od.put(0x1009, 0, b"1.0".to_vec(), false, false);
@@ -154,13 +148,7 @@ impl ObjectDictionary {
         od.put(idx::ERROR_CODE, 0, vec![0, 0], false, true);
         od.put(idx::CONTROLWORD, 0, vec![0, 0], true, true);
         od.put(idx::STATUSWORD, 0, vec![0, 0], false, true);
-        od.put(
-            idx::QUICK_STOP_OPTION,
-            0,
-            2i16.to_le_bytes().to_vec(),
-            true,
-            false,
-        );
+        od.put(idx::QUICK_STOP_OPTION, 0, 2i16.to_le_bytes().to_vec(), true, false);
         od.put(idx::MODES, 0, vec![0], true, true);
         od.put(idx::MODES_DISPLAY, 0, vec![0], false, true);
         od.put(idx::POSITION_ACTUAL, 0, vec![0; 4], false, true);
@@ -177,13 +165,7 @@ impl ObjectDictionary {
         od.put(idx::TARGET_POSITION, 0, vec![0; 4], true, true);
         od.put(idx::HOME_OFFSET, 0, vec![0; 4], true, false);
         od.put(idx::FOLLOWING_ERROR_ACTUAL, 0, vec![0; 4], false, true);
-        od.put(
-            0x6502,
-            0,
-            0x0000_0080u32.to_le_bytes().to_vec(),
-            false,
-            false,
-        ); // CSP supported
+        od.put(0x6502, 0, 0x0000_0080u32.to_le_bytes().to_vec(), false, false); // CSP supported
         od
     }
 
@@ -191,14 +173,7 @@ impl ObjectDictionary {
     pub fn read(&self, index: u16, sub: u8) -> Result<&[u8], u32> {
         match self.entries.get(&(index, sub)) {
             Some(e) => Ok(&e.data),
-            None if self
-                .entries
-                .range((index, 0)..=(index, 255))
-                .next()
-                .is_some() =>
-            {
-                Err(abort::NO_SUBINDEX)
-            }
+            None if self.entries.range((index, 0)..=(index, 255)).next().is_some() => Err(abort::NO_SUBINDEX),
             None => Err(abort::NO_OBJECT),
         }
     }
@@ -206,12 +181,7 @@ impl ObjectDictionary {
     /// SDO download: access, length and PDO-mapping rules; `preop` gates the mapping objects.
     pub fn download(&mut self, index: u16, sub: u8, value: &[u8], preop: bool) -> Result<(), u32> {
         let entry = self.entries.get(&(index, sub)).ok_or_else(|| {
-            if self
-                .entries
-                .range((index, 0)..=(index, 255))
-                .next()
-                .is_some()
-            {
+            if self.entries.range((index, 0)..=(index, 255)).next().is_some() {
                 abort::NO_SUBINDEX
             } else {
                 abort::NO_OBJECT
@@ -345,10 +315,7 @@ mod tests {
     #[test]
     fn mapping_rules_enforced() {
         let mut od = od();
-        assert_eq!(
-            od.download(0x1600, 1, &0x6041_0010u32.to_le_bytes(), true),
-            Ok(())
-        );
+        assert_eq!(od.download(0x1600, 1, &0x6041_0010u32.to_le_bytes(), true), Ok(()));
         // Not mappable (1C12) and wrong bit length both rejected.
         assert_eq!(
             od.download(0x1600, 2, &0x1C12_0008u32.to_le_bytes(), true),
@@ -359,10 +326,7 @@ mod tests {
             Err(abort::NOT_MAPPABLE)
         );
         // Only in PRE-OP.
-        assert_eq!(
-            od.download(0x1600, 0, &[1], false),
-            Err(abort::DEVICE_STATE)
-        );
+        assert_eq!(od.download(0x1600, 0, &[1], false), Err(abort::DEVICE_STATE));
         assert_eq!(od.download(0x6041, 0, &[0, 0], true), Err(abort::READ_ONLY));
         assert_eq!(od.download(0x7777, 0, &[0], true), Err(abort::NO_OBJECT));
         assert_eq!(od.read(0x1018, 9), Err(abort::NO_SUBINDEX));

@@ -52,11 +52,7 @@ fn header_crc(bytes: &[u8]) -> u8 {
     for b in bytes {
         crc ^= b;
         for _ in 0..8 {
-            crc = if crc & 0x80 != 0 {
-                (crc << 1) ^ 0x07
-            } else {
-                crc << 1
-            };
+            crc = if crc & 0x80 != 0 { (crc << 1) ^ 0x07 } else { crc << 1 };
         }
     }
     crc
@@ -172,16 +168,8 @@ pub fn build_image(id: &Identity) -> Vec<u8> {
     }
     push_category(&mut image, cat::SYNC_MANAGER, smd);
 
-    push_category(
-        &mut image,
-        cat::TXPDO,
-        pdo_category(0x1A00, 3, TX_PDO_DEFAULT, 4),
-    );
-    push_category(
-        &mut image,
-        cat::RXPDO,
-        pdo_category(0x1600, 2, RX_PDO_DEFAULT, 3),
-    );
+    push_category(&mut image, cat::TXPDO, pdo_category(0x1A00, 3, TX_PDO_DEFAULT, 4));
+    push_category(&mut image, cat::RXPDO, pdo_category(0x1600, 2, RX_PDO_DEFAULT, 3));
     push_u16(&mut image, cat::END);
     push_u16(&mut image, 0);
     image.resize(2048, 0xFF);
@@ -201,10 +189,7 @@ mod tests {
             serial: 77,
         };
         let img = build_image(&id);
-        assert_eq!(
-            u32::from_le_bytes(img[0x10..0x14].try_into().unwrap()),
-            0xACE
-        );
+        assert_eq!(u32::from_le_bytes(img[0x10..0x14].try_into().unwrap()), 0xACE);
         assert_eq!(u32::from_le_bytes(img[0x1C..0x20].try_into().unwrap()), 77);
         assert_eq!(img[14], header_crc(&img[0..14]));
         // First category is strings with the device name as string 1.

@@ -62,10 +62,7 @@ fn ap(position: u16, reg: u16) -> u32 {
 fn line(n: usize) -> Network {
     let mut net = Network::new(&vec![DriveParams::default(); n]).unwrap();
     for i in 0..n as u16 {
-        let r = send(
-            &mut net,
-            &[Dg(2, ap(i, 0x0010), (0x1000 + i).to_le_bytes().to_vec())],
-        );
+        let r = send(&mut net, &[Dg(2, ap(i, 0x0010), (0x1000 + i).to_le_bytes().to_vec())]);
         assert_eq!(r[0].1, 1, "APWR station address at position {i}");
     }
     net
@@ -82,11 +79,7 @@ fn broadcast_auto_increment_and_configured_addressing() {
             Dg(4, fp(0x7777, 0x0010), vec![0, 0]),
         ],
     );
-    assert_eq!(
-        r[0],
-        (vec![0x11], 3),
-        "BRD type: every device ORs and counts"
-    );
+    assert_eq!(r[0], (vec![0x11], 3), "BRD type: every device ORs and counts");
     assert_eq!(r[1], (vec![0x01, 0x10], 1), "FPRD reaches station 0x1001");
     assert_eq!(r[2].1, 0, "no station 0x7777");
     let r = send(&mut net, &[Dg(1, ap(2, 0x0010), vec![0, 0])]);
@@ -101,32 +94,20 @@ fn al_state_machine_rejects_bad_transitions_with_codes() {
     send(&mut net, &[Dg(5, fp(s, 0x0120), vec![0x08, 0])]);
     let r = send(
         &mut net,
-        &[
-            Dg(4, fp(s, 0x0130), vec![0; 2]),
-            Dg(4, fp(s, 0x0134), vec![0; 2]),
-        ],
+        &[Dg(4, fp(s, 0x0130), vec![0; 2]), Dg(4, fp(s, 0x0134), vec![0; 2])],
     );
     assert_eq!(r[0].0, vec![0x11, 0], "INIT with error indication");
     assert_eq!(r[1].0, vec![0x11, 0], "AL status code 0x0011");
     // A new request without acknowledge is ignored while the error stands.
     send(&mut net, &[Dg(5, fp(s, 0x0120), vec![0x02, 0])]);
-    assert_eq!(
-        send(&mut net, &[Dg(4, fp(s, 0x0130), vec![0; 2])])[0].0,
-        vec![0x11, 0]
-    );
+    assert_eq!(send(&mut net, &[Dg(4, fp(s, 0x0130), vec![0; 2])])[0].0, vec![0x11, 0]);
     // Acknowledge + PRE-OP without mailbox sync managers: 0x0016 invalid mailbox configuration.
     send(&mut net, &[Dg(5, fp(s, 0x0120), vec![0x12, 0])]);
     let r = send(
         &mut net,
-        &[
-            Dg(4, fp(s, 0x0130), vec![0; 2]),
-            Dg(4, fp(s, 0x0134), vec![0; 2]),
-        ],
+        &[Dg(4, fp(s, 0x0130), vec![0; 2]), Dg(4, fp(s, 0x0134), vec![0; 2])],
     );
-    assert_eq!(
-        (r[0].0.clone(), r[1].0.clone()),
-        (vec![0x11, 0], vec![0x16, 0])
-    );
+    assert_eq!((r[0].0.clone(), r[1].0.clone()), (vec![0x11, 0], vec![0x16, 0]));
     // Configure SM0/SM1 as the SII says, acknowledge, PRE-OP succeeds.
     let sm = |start: u16, ctrl: u8| {
         let mut v = start.to_le_bytes().to_vec();
@@ -142,23 +123,14 @@ fn al_state_machine_rejects_bad_transitions_with_codes() {
         ],
     );
     send(&mut net, &[Dg(5, fp(s, 0x0120), vec![0x12, 0])]);
-    assert_eq!(
-        send(&mut net, &[Dg(4, fp(s, 0x0130), vec![0; 2])])[0].0,
-        vec![0x02, 0]
-    );
+    assert_eq!(send(&mut net, &[Dg(4, fp(s, 0x0130), vec![0; 2])])[0].0, vec![0x02, 0]);
     // PRE-OP → SAFE-OP with process-data SMs not matching the PDO mapping: 0x001D.
     send(&mut net, &[Dg(5, fp(s, 0x0120), vec![0x04, 0])]);
     let r = send(
         &mut net,
-        &[
-            Dg(4, fp(s, 0x0130), vec![0; 2]),
-            Dg(4, fp(s, 0x0134), vec![0; 2]),
-        ],
+        &[Dg(4, fp(s, 0x0130), vec![0; 2]), Dg(4, fp(s, 0x0134), vec![0; 2])],
     );
-    assert_eq!(
-        (r[0].0.clone(), r[1].0.clone()),
-        (vec![0x12, 0], vec![0x1D, 0])
-    );
+    assert_eq!((r[0].0.clone(), r[1].0.clone()), (vec![0x12, 0], vec![0x1D, 0]));
 }
 
 #[test]
@@ -176,14 +148,8 @@ fn sii_reads_identity_eight_bytes_at_a_time() {
     );
     assert_eq!(r[0].0[1] & 0x80, 0, "not busy");
     assert_eq!(r[0].0[0] & 0x40, 0x40, "8-byte reads");
-    assert_eq!(
-        u32::from_le_bytes(r[1].0[0..4].try_into().unwrap()),
-        VENDOR_ID
-    );
-    assert_eq!(
-        u32::from_le_bytes(r[1].0[4..8].try_into().unwrap()),
-        PRODUCT_CODE
-    );
+    assert_eq!(u32::from_le_bytes(r[1].0[0..4].try_into().unwrap()), VENDOR_ID);
+    assert_eq!(u32::from_le_bytes(r[1].0[4..8].try_into().unwrap()), PRODUCT_CODE);
 }
 
 #[test]
@@ -213,9 +179,6 @@ fn faults_drop_frames_and_hide_devices() {
         let mut f = frame(&[Dg(7, 0, vec![0])]);
         lost += usize::from(!net.process_frame(&mut f));
     }
-    assert!(
-        (120..=280).contains(&lost),
-        "10 % of 2000 frames dropped, got {lost}"
-    );
+    assert!((120..=280).contains(&lost), "10 % of 2000 frames dropped, got {lost}");
     assert_eq!(net.dropped() as usize, lost + 1);
 }

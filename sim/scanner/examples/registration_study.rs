@@ -10,7 +10,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sigma: f64 = std::env::args().nth(2).map(|s| s.parse()).transpose()?.unwrap_or(15.0);
     let urdf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../urdf/positioner.urdf"))?;
     let model = FiducialModel::from_urdf_str(&urdf)?;
-    let c = model.points().iter().fold(nalgebra::Vector3::zeros(), |s, p| s + p.coords.coords) / model.len() as f64;
+    let c = model
+        .points()
+        .iter()
+        .fold(nalgebra::Vector3::zeros(), |s, p| s + p.coords.coords)
+        / model.len() as f64;
     // Target 100 mm from the fiducial centroid, perpendicular to the frame's main plane (where the patient lies).
     let target = Point::new(nalgebra::Point3::from(c + nalgebra::Vector3::new(0.0, 0.0, 0.1)));
     println!("{poses} poses, 0.7 mm pixels, σ {sigma} HU, target 100 mm from the fiducial centroid");

@@ -14,7 +14,9 @@ pub mod study;
 mod writer;
 
 pub use render::{scan, ScanProtocol};
-pub use scene::{Element, Needle, PhantomBody, Scene, Shape, AIR_HU, FAT_HU, FIDUCIAL_HU, SOFT_TISSUE_HU};
+pub use scene::{
+    Element, Needle, NeedlePath, PhantomBody, Scene, Shape, AIR_HU, FAT_HU, FIDUCIAL_HU, NEEDLE_HU, SOFT_TISSUE_HU,
+};
 pub use writer::{write_series, SeriesInfo};
 
 /// Errors of the virtual scanner.

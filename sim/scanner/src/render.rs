@@ -78,7 +78,12 @@ impl ScanProtocol {
     }
 
     fn validate(&self) -> Result<(), ScannerError> {
-        let positive = [self.pixel_spacing, self.slice_spacing, self.slice_thickness, self.z_sample_step];
+        let positive = [
+            self.pixel_spacing,
+            self.slice_spacing,
+            self.slice_thickness,
+            self.z_sample_step,
+        ];
         if positive.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
             return Err(ScannerError::InvalidProtocol(format!(
                 "spacing {:.3} mm, slice spacing {:.3} mm, thickness {:.3} mm and z step must be positive",
@@ -94,7 +99,10 @@ impl ScanProtocol {
             )));
         }
         if !(self.noise_sigma_hu.is_finite() && self.noise_sigma_hu >= 0.0) {
-            return Err(ScannerError::InvalidProtocol(format!("noise σ {} HU", self.noise_sigma_hu)));
+            return Err(ScannerError::InvalidProtocol(format!(
+                "noise σ {} HU",
+                self.noise_sigma_hu
+            )));
         }
         Ok(())
     }
@@ -113,14 +121,18 @@ pub fn scan(scene: &Scene, protocol: &ScanProtocol) -> Result<CtVolume, ScannerE
     let n_z = ((protocol.slice_thickness / protocol.z_sample_step).ceil() as usize).max(1);
     let offsets =
         |n: usize, width: f64| -> Vec<f64> { (0..n).map(|s| ((s as f64 + 0.5) / n as f64 - 0.5) * width).collect() };
-    let (ox, oz) = (offsets(n_in, protocol.pixel_spacing), offsets(n_z, protocol.slice_thickness));
+    let (ox, oz) = (
+        offsets(n_in, protocol.pixel_spacing),
+        offsets(n_z, protocol.slice_thickness),
+    );
     let bounds: Vec<(Point3<f64>, Point3<f64>)> = scene.elements.iter().map(|e| e.shape.bounds()).collect();
     let origin = protocol.origin.coords;
 
     hu.par_chunks_mut(nx * ny).enumerate().for_each(|(k, slice)| {
         let z = origin.z + k as f64 * protocol.slice_spacing;
-        let in_slab: Vec<usize> =
-            (0..scene.elements.len()).filter(|&e| bounds[e].0.z <= z + half.z && bounds[e].1.z >= z - half.z).collect();
+        let in_slab: Vec<usize> = (0..scene.elements.len())
+            .filter(|&e| bounds[e].0.z <= z + half.z && bounds[e].1.z >= z - half.z)
+            .collect();
         let mut rng =
             rand_xorshift::XorShiftRng::seed_from_u64(protocol.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut row_c: Vec<usize> = Vec::new();
@@ -129,7 +141,10 @@ pub fn scan(scene: &Scene, protocol: &ScanProtocol) -> Result<CtVolume, ScannerE
             let y = origin.y + j as f64 * protocol.pixel_spacing;
             row_c.clear();
             row_c.extend(
-                in_slab.iter().copied().filter(|&e| bounds[e].0.y <= y + half.y && bounds[e].1.y >= y - half.y),
+                in_slab
+                    .iter()
+                    .copied()
+                    .filter(|&e| bounds[e].0.y <= y + half.y && bounds[e].1.y >= y - half.y),
             );
             for i in 0..nx {
                 let x = origin.x + i as f64 * protocol.pixel_spacing;

@@ -59,7 +59,12 @@ impl Shape {
         match self {
             Shape::Sphere { center, radius } => (p - center).norm() / radius,
             Shape::Ellipsoid { center, semi_axes } => (p - center).component_div(semi_axes).norm(),
-            Shape::EllipticCylinder { center, semi_x, semi_y, half_length } => {
+            Shape::EllipticCylinder {
+                center,
+                semi_x,
+                semi_y,
+                half_length,
+            } => {
                 let d = p - center;
                 let radial = ((d.x / semi_x).powi(2) + (d.y / semi_y).powi(2)).sqrt();
                 radial.max(d.z.abs() / half_length)
@@ -77,7 +82,12 @@ impl Shape {
         match self {
             Shape::Sphere { radius, .. } | Shape::Capsule { radius, .. } => 1.0 / radius,
             Shape::Ellipsoid { semi_axes, .. } => 1.0 / semi_axes.min(),
-            Shape::EllipticCylinder { semi_x, semi_y, half_length, .. } => 1.0 / semi_x.min(*semi_y).min(*half_length),
+            Shape::EllipticCylinder {
+                semi_x,
+                semi_y,
+                half_length,
+                ..
+            } => 1.0 / semi_x.min(*semi_y).min(*half_length),
         }
     }
 
@@ -89,7 +99,12 @@ impl Shape {
                 (center - r, center + r)
             }
             Shape::Ellipsoid { center, semi_axes } => (center - semi_axes, center + semi_axes),
-            Shape::EllipticCylinder { center, semi_x, semi_y, half_length } => {
+            Shape::EllipticCylinder {
+                center,
+                semi_x,
+                semi_y,
+                half_length,
+            } => {
                 let r = Vector3::new(*semi_x, *semi_y, *half_length);
                 (center - r, center + r)
             }
@@ -123,6 +138,22 @@ pub struct Needle {
     pub hu: f64,
 }
 
+/// Attenuation the scanner gives a steel needle: steel saturates real scanners; 3000 HU stays below the 3071 HU ceiling of
+/// the 12-bit export, so the needle's partial-volume profile is not clipped.
+pub const NEEDLE_HU: f64 = 3000.0;
+
+/// A needle bent along a polyline from the hub end to the tip (a bevel-tip needle deflected in tissue), drawn as a chain
+/// of capsules.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NeedlePath {
+    /// Shaft points from the hub end to the tip; the last one is the physical tip.
+    pub points: Vec<Point<Ct>>,
+    /// Shaft radius, metres (an 18 G needle: 0.635 mm).
+    pub radius: f64,
+    /// Attenuation, HU (see [`NEEDLE_HU`]).
+    pub hu: f64,
+}
+
 /// A body phantom: an elliptic cylinder along z with skin, subcutaneous fat and soft tissue, lesions, optional bone.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PhantomBody {
@@ -147,7 +178,16 @@ pub struct PhantomBody {
 impl PhantomBody {
     /// An adult abdomen-like section (340 × 240 mm) centred at `center`, 2 mm skin, 15 mm fat, no lesions or bone.
     pub fn abdomen(center: Point<Ct>, length: f64) -> Self {
-        Self { center, semi_x: 0.17, semi_y: 0.12, length, skin: 0.002, fat: 0.015, lesions: vec![], bones: vec![] }
+        Self {
+            center,
+            semi_x: 0.17,
+            semi_y: 0.12,
+            length,
+            skin: 0.002,
+            fat: 0.015,
+            lesions: vec![],
+            bones: vec![],
+        }
     }
 }
 
@@ -169,7 +209,10 @@ impl Default for Scene {
 impl Scene {
     /// An empty scene of air.
     pub fn new() -> Self {
-        Self { background_hu: AIR_HU, elements: Vec::new() }
+        Self {
+            background_hu: AIR_HU,
+            elements: Vec::new(),
+        }
     }
 
     /// Adds an element on top of the existing ones.
@@ -187,7 +230,13 @@ impl Scene {
     ) -> Vec<Point<Ct>> {
         let centres: Vec<Point<Ct>> = model.points().iter().map(|p| t_ct_robot.apply(p)).collect();
         for c in &centres {
-            self.add(Shape::Sphere { center: c.coords, radius: model.radius() }, hu);
+            self.add(
+                Shape::Sphere {
+                    center: c.coords,
+                    radius: model.radius(),
+                },
+                hu,
+            );
         }
         centres
     }
@@ -196,7 +245,11 @@ impl Scene {
     pub fn add_body(&mut self, body: &PhantomBody) -> &mut Self {
         let c = body.center.coords;
         let half = body.length / 2.0;
-        let layers = [(0.0, SOFT_TISSUE_HU + 20.0), (body.skin, FAT_HU), (body.skin + body.fat, SOFT_TISSUE_HU)];
+        let layers = [
+            (0.0, SOFT_TISSUE_HU + 20.0),
+            (body.skin, FAT_HU),
+            (body.skin + body.fat, SOFT_TISSUE_HU),
+        ];
         for (inset, hu) in layers {
             let shape = Shape::EllipticCylinder {
                 center: c,
@@ -207,16 +260,76 @@ impl Scene {
             self.add(shape, hu);
         }
         for (centre, radius, hu) in &body.lesions {
-            self.add(Shape::Sphere { center: centre.coords, radius: *radius }, *hu);
+            self.add(
+                Shape::Sphere {
+                    center: centre.coords,
+                    radius: *radius,
+                },
+                *hu,
+            );
         }
         for (centre, semi_axes, hu) in &body.bones {
-            self.add(Shape::Ellipsoid { center: centre.coords, semi_axes: *semi_axes }, *hu);
+            self.add(
+                Shape::Ellipsoid {
+                    center: centre.coords,
+                    semi_axes: *semi_axes,
+                },
+                *hu,
+            );
+        }
+        self
+    }
+
+    /// Adds a bent needle on top of everything, one capsule per polyline segment. The last segment stops one radius short
+    /// of the last point, so the rounded cap (standing in for the sharp bevel) ends exactly at the tip; points closer than
+    /// two radii to the tip (other than the first) are dropped so that the last segment is long enough for that, and
+    /// repeated points are skipped. Fewer than two points add nothing.
+    pub fn add_needle_path(&mut self, needle: &NeedlePath) -> &mut Self {
+        let Some(tip) = needle.points.last().map(|p| p.coords) else {
+            return self;
+        };
+        let n = needle.points.len();
+        let kept: Vec<Point3<f64>> = needle
+            .points
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| *i == 0 || *i + 1 == n || (p.coords - tip).norm() > 2.0 * needle.radius)
+            .map(|(_, p)| p.coords)
+            .collect();
+        let m = kept.len();
+        for (i, pair) in kept.windows(2).enumerate() {
+            let (a, mut b) = (pair[0], pair[1]);
+            let length = (b - a).norm();
+            if !(length.is_finite() && length > 0.0) {
+                continue;
+            }
+            if i + 2 == m {
+                if length <= needle.radius {
+                    continue;
+                }
+                b = a + (b - a) * ((length - needle.radius) / length);
+            }
+            self.add(
+                Shape::Capsule {
+                    a,
+                    b,
+                    radius: needle.radius,
+                },
+                needle.hu,
+            );
         }
         self
     }
 
     /// Adds a needle on top of everything.
     pub fn add_needle(&mut self, needle: &Needle) -> &mut Self {
-        self.add(Shape::Capsule { a: needle.hub.coords, b: needle.tip.coords, radius: needle.radius }, needle.hu)
+        self.add(
+            Shape::Capsule {
+                a: needle.hub.coords,
+                b: needle.tip.coords,
+                radius: needle.radius,
+            },
+            needle.hu,
+        )
     }
 }

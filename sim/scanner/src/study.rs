@@ -61,8 +61,15 @@ fn random_pose(rng: &mut impl RngExt) -> Transform<Ct, RobotBase> {
         (1.0 - u1).sqrt() * (tau * u2).cos(),
         u1.sqrt() * (tau * u3).sin(),
     );
-    let t = Vector3::new(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5) * 0.1;
-    Transform::from_isometry(Isometry3::from_parts(Translation3::from(t), UnitQuaternion::from_quaternion(q)))
+    let t = Vector3::new(
+        rng.random::<f64>() - 0.5,
+        rng.random::<f64>() - 0.5,
+        rng.random::<f64>() - 0.5,
+    ) * 0.1;
+    Transform::from_isometry(Isometry3::from_parts(
+        Translation3::from(t),
+        UnitQuaternion::from_quaternion(q),
+    ))
 }
 
 /// Runs the study. Each pose: render the frame in air with partial volume and noise, detect, match, register.
@@ -83,8 +90,11 @@ pub fn run_study(model: &FiducialModel, config: &StudyConfig) -> Result<StudyRep
             lo = lo.inf(&p.coords);
             hi = hi.sup(&p.coords);
         }
-        let m = Vector3::new(config.margin, config.margin, config.margin.max(2.0 * config.slice_thickness))
-            + Vector3::repeat(model.radius());
+        let m = Vector3::new(
+            config.margin,
+            config.margin,
+            config.margin.max(2.0 * config.slice_thickness),
+        ) + Vector3::repeat(model.radius());
         // Random sub-voxel grid phase, so that sphere centres sample all positions relative to voxel centres.
         let phase = Vector3::new(rng.random::<f64>(), rng.random::<f64>(), rng.random::<f64>());
         let step = Vector3::new(config.pixel_spacing, config.pixel_spacing, config.slice_thickness);

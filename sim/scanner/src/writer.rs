@@ -41,7 +41,10 @@ pub struct SeriesInfo {
 impl SeriesInfo {
     /// Fresh UIDs (2.25 + a 128-bit number from the clock, the process id and `salt`), for a phantom patient.
     pub fn new(description: &str, salt: u64) -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let mut state = (nanos as u64) ^ (u64::from(std::process::id()) << 32) ^ salt.rotate_left(17);
         let mut uid = || {
             let hi = splitmix(&mut state);
@@ -91,10 +94,15 @@ fn strs(values: &[String]) -> PrimitiveValue {
 
 /// Writes the volume as `dir/slice_0001.dcm` … and returns the paths (slice order).
 pub fn write_series(volume: &CtVolume, dir: &Path, info: &SeriesInfo) -> Result<Vec<PathBuf>, ScannerError> {
-    std::fs::create_dir_all(dir).map_err(|source| ScannerError::Io { path: dir.display().to_string(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| ScannerError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
     let [nx, ny, nz] = volume.dims();
     let (Ok(columns), Ok(rows)) = (u16::try_from(nx), u16::try_from(ny)) else {
-        return Err(ScannerError::InvalidProtocol(format!("{nx}×{ny} pixels exceed DICOM's 65535 rows/columns")));
+        return Err(ScannerError::InvalidProtocol(format!(
+            "{nx}×{ny} pixels exceed DICOM's 65535 rows/columns"
+        )));
     };
     let g = volume.geometry();
     let iop: Vec<String> = g.row_dir.iter().chain(g.col_dir.iter()).map(|c| ds(*c)).collect();
@@ -115,7 +123,11 @@ pub fn write_series(volume: &CtVolume, dir: &Path, info: &SeriesInfo) -> Result<
             let s = |v: &str| PrimitiveValue::from(v);
             let obj = InMemDicomObject::from_element_iter([
                 el(tags::SPECIFIC_CHARACTER_SET, VR::CS, s("ISO_IR 100")),
-                el(tags::IMAGE_TYPE, VR::CS, strs(&["ORIGINAL".into(), "PRIMARY".into(), "AXIAL".into()])),
+                el(
+                    tags::IMAGE_TYPE,
+                    VR::CS,
+                    strs(&["ORIGINAL".into(), "PRIMARY".into(), "AXIAL".into()]),
+                ),
                 el(tags::SOP_CLASS_UID, VR::UI, s(uids::CT_IMAGE_STORAGE)),
                 el(tags::SOP_INSTANCE_UID, VR::UI, s(&sop_uid)),
                 el(tags::STUDY_DATE, VR::DA, s("20260101")),
@@ -139,11 +151,19 @@ pub fn write_series(volume: &CtVolume, dir: &Path, info: &SeriesInfo) -> Result<
                 el(tags::SERIES_NUMBER, VR::IS, s(&info.series_number.to_string())),
                 el(tags::ACQUISITION_NUMBER, VR::IS, s("1")),
                 el(tags::INSTANCE_NUMBER, VR::IS, s(&(k + 1).to_string())),
-                el(tags::IMAGE_POSITION_PATIENT, VR::DS, strs(&[ds(ipp.x), ds(ipp.y), ds(ipp.z)])),
+                el(
+                    tags::IMAGE_POSITION_PATIENT,
+                    VR::DS,
+                    strs(&[ds(ipp.x), ds(ipp.y), ds(ipp.z)]),
+                ),
                 el(tags::IMAGE_ORIENTATION_PATIENT, VR::DS, strs(&iop)),
                 el(tags::FRAME_OF_REFERENCE_UID, VR::UI, s(&info.frame_of_reference_uid)),
                 el(tags::POSITION_REFERENCE_INDICATOR, VR::LO, s("")),
-                el(tags::SLICE_LOCATION, VR::DS, s(&ds(ipp.coords.dot(&g.normal.into_inner())))),
+                el(
+                    tags::SLICE_LOCATION,
+                    VR::DS,
+                    s(&ds(ipp.coords.dot(&g.normal.into_inner()))),
+                ),
                 el(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16)),
                 el(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, s("MONOCHROME2")),
                 el(tags::ROWS, VR::US, PrimitiveValue::from(rows)),
@@ -160,7 +180,10 @@ pub fn write_series(volume: &CtVolume, dir: &Path, info: &SeriesInfo) -> Result<
                 el(tags::RESCALE_TYPE, VR::LO, s("HU")),
                 el(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U8(bytes.into())),
             ]);
-            let err = |message: String| ScannerError::Dicom { path: path.display().to_string(), message };
+            let err = |message: String| ScannerError::Dicom {
+                path: path.display().to_string(),
+                message,
+            };
             let file = obj
                 .with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN))
                 .map_err(|e| err(e.to_string()))?;

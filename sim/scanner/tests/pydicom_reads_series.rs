@@ -43,7 +43,13 @@ fn pydicom_agrees_on_geometry_and_hu() {
         },
         40.0,
     );
-    scene.add(Shape::Sphere { center: Point3::new(0.012, 0.009, 0.002), radius: 0.002 }, 2500.0);
+    scene.add(
+        Shape::Sphere {
+            center: Point3::new(0.012, 0.009, 0.002),
+            radius: 0.002,
+        },
+        2500.0,
+    );
     let mut protocol = ScanProtocol::covering(
         acus_control::frames::Point::xyz(-0.002, 0.001, -0.003),
         acus_control::frames::Point::xyz(0.024, 0.019, 0.006),
@@ -56,8 +62,17 @@ fn pydicom_agrees_on_geometry_and_hu() {
     let dir = tempfile::tempdir().unwrap();
     write_series(&volume, dir.path(), &SeriesInfo::new("pydicom interop", 9)).unwrap();
 
-    let out = Command::new(python()).arg("-c").arg(SCRIPT).arg(dir.path()).output().expect("spawn python");
-    assert!(out.status.success(), "pydicom failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(dir.path())
+        .output()
+        .expect("spawn python");
+    assert!(
+        out.status.success(),
+        "pydicom failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let [nx, ny, nz] = volume.dims();
@@ -68,13 +83,19 @@ fn pydicom_agrees_on_geometry_and_hu() {
         let head: Vec<f64> = lines[2 * k].split_whitespace().map(|v| v.parse().unwrap()).collect();
         assert_eq!((head[0] as usize, head[1] as usize), (ny, nx));
         let ipp = Vector3::new(head[2], head[3], head[4]) * 1e-3;
-        assert!((ipp - volume.voxel_center(0, 0, k).coords.coords).norm() < 1e-9, "slice {k} position");
+        assert!(
+            (ipp - volume.voxel_center(0, 0, k).coords.coords).norm() < 1e-9,
+            "slice {k} position"
+        );
         let iop = Vector3::new(head[5], head[6], head[7]);
         let iop_col = Vector3::new(head[8], head[9], head[10]);
         assert!((iop - g.row_dir.into_inner()).norm() < 1e-9 && (iop_col - g.col_dir.into_inner()).norm() < 1e-9);
         assert!((head[11] * 1e-3 - g.spacing.y).abs() < 1e-12 && (head[12] * 1e-3 - g.spacing.x).abs() < 1e-12);
         assert!((head[13] * 1e-3 - g.slice_thickness).abs() < 1e-12);
-        let hu: Vec<i16> = lines[2 * k + 1].split_whitespace().map(|v| v.parse().unwrap()).collect();
+        let hu: Vec<i16> = lines[2 * k + 1]
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
         assert_eq!(&hu[..], &volume.hu()[k * nx * ny..(k + 1) * nx * ny], "slice {k} HU");
     }
     // The phantom is in the image: a sphere voxel near 2500 HU, air at −1000.

@@ -26,24 +26,50 @@ fn registers_through_dicom_files_despite_distractors_and_a_missing_sphere() {
     // The body's anterior surface runs through the field of view below the frame.
     let mut body = PhantomBody::abdomen(Point::xyz(0.0, 0.07, 0.0), 0.4);
     body.lesions.push((Point::xyz(0.02, -0.02, 0.0), 0.006, 90.0));
-    body.bones.push((Point::xyz(-0.03, -0.025, 0.01), Vector3::new(0.02, 0.005, 0.012), 1100.0));
+    body.bones.push((
+        Point::xyz(-0.03, -0.025, 0.01),
+        Vector3::new(0.02, 0.005, 0.012),
+        1100.0,
+    ));
     scene.add_body(&body);
     for (i, c) in truth.iter().enumerate() {
         if i != 3 {
-            scene.add(Shape::Sphere { center: c.coords, radius: model.radius() }, FIDUCIAL_HU);
+            scene.add(
+                Shape::Sphere {
+                    center: c.coords,
+                    radius: model.radius(),
+                },
+                FIDUCIAL_HU,
+            );
         }
     }
-    let (lo, hi) =
-        truth.iter().fold((truth[0].coords, truth[0].coords), |(l, h), p| (l.inf(&p.coords), h.sup(&p.coords)));
+    let (lo, hi) = truth.iter().fold((truth[0].coords, truth[0].coords), |(l, h), p| {
+        (l.inf(&p.coords), h.sup(&p.coords))
+    });
     // Sphere-sized distractors inside the field of view, well away from every fiducial.
     let mid = nalgebra::center(&lo, &hi);
     let fragment = mid + Vector3::new(0.0, 0.0, 0.0);
     let spot = mid + Vector3::new(0.012, 0.006, -0.012);
     for p in [fragment, spot] {
-        assert!(truth.iter().all(|t| (t.coords - p).norm() > 0.015), "distractor too close to a fiducial");
+        assert!(
+            truth.iter().all(|t| (t.coords - p).norm() > 0.015),
+            "distractor too close to a fiducial"
+        );
     }
-    scene.add(Shape::Sphere { center: fragment, radius: 0.0022 }, 900.0);
-    scene.add(Shape::Sphere { center: spot, radius: 0.0018 }, 600.0);
+    scene.add(
+        Shape::Sphere {
+            center: fragment,
+            radius: 0.0022,
+        },
+        900.0,
+    );
+    scene.add(
+        Shape::Sphere {
+            center: spot,
+            radius: 0.0018,
+        },
+        600.0,
+    );
     scene.add_needle(&Needle {
         hub: Point::new(lo + Vector3::new(0.005, 0.005, 0.005)),
         tip: Point::new(lo + Vector3::new(0.03, 0.06, 0.02)),
@@ -73,7 +99,12 @@ fn registers_through_dicom_files_despite_distractors_and_a_missing_sphere() {
     assert_eq!(reg.unmatched_candidates(), 2);
     for f in reg.fits() {
         let e = f.detected.distance(&truth[f.model_index]);
-        assert!(e < 0.15e-3, "fiducial {} localised {:.3} mm off", f.model_index, e * 1e3);
+        assert!(
+            e < 0.15e-3,
+            "fiducial {} localised {:.3} mm off",
+            f.model_index,
+            e * 1e3
+        );
     }
     let target_robot = Point::<RobotBase>::new(nalgebra::Point3::from(centroid + Vector3::new(0.0, 0.0, 0.1)));
     let target_ct = t_ct_robot.apply(&target_robot);
@@ -83,9 +114,16 @@ fn registers_through_dicom_files_despite_distractors_and_a_missing_sphere() {
     let gated = QualityGate::default().check(reg.clone(), &[target_ct]).unwrap();
     assert!(gated.worst_predicted_tre() < 1e-3);
     // A gate demanding all 8 spheres refuses, naming the missing one.
-    let strict = QualityGate { min_fiducials: 8, ..QualityGate::default() };
+    let strict = QualityGate {
+        min_fiducials: 8,
+        ..QualityGate::default()
+    };
     assert_eq!(
         strict.check(reg, &[target_ct]).unwrap_err(),
-        Refusal::TooFewFiducials { found: 7, min: 8, missing: vec![3] }
+        Refusal::TooFewFiducials {
+            found: 7,
+            min: 8,
+            missing: vec![3]
+        }
     );
 }

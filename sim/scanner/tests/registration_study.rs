@@ -17,7 +17,11 @@ fn model() -> FiducialModel {
 fn localisation_and_tre_match_fitzpatrick_at_1mm_slices() {
     let model = model();
     assert_eq!(model.len(), 8);
-    let c = model.points().iter().fold(nalgebra::Vector3::zeros(), |s, p| s + p.coords.coords) / 8.0;
+    let c = model
+        .points()
+        .iter()
+        .fold(nalgebra::Vector3::zeros(), |s, p| s + p.coords.coords)
+        / 8.0;
     let target = Point::new(nalgebra::Point3::from(c + nalgebra::Vector3::new(0.0, 0.0, 0.1)));
     let config = StudyConfig {
         poses: std::env::var("STUDY_POSES").map(|v| v.parse().unwrap()).unwrap_or(100),

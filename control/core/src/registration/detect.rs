@@ -28,7 +28,12 @@ pub struct DetectionParams {
 impl DetectionParams {
     /// Defaults for a sphere of the given radius.
     pub fn for_radius(sphere_radius: f64) -> Self {
-        Self { threshold_hu: 200, sphere_radius, extent_tolerance: 1.0e-3, min_inplane_fraction: 0.4 }
+        Self {
+            threshold_hu: 200,
+            sphere_radius,
+            extent_tolerance: 1.0e-3,
+            min_inplane_fraction: 0.4,
+        }
     }
 }
 
@@ -119,7 +124,13 @@ pub fn push_bright(values: &[i16], threshold: i16, base: u32, out: &mut Vec<u32>
         let max = block.iter().fold(i16::MIN, |m, &v| m.max(v));
         if max > threshold {
             let start = base + (b * BLOCK) as u32;
-            out.extend(block.iter().enumerate().filter(|(_, &v)| v > threshold).map(|(i, _)| start + i as u32));
+            out.extend(
+                block
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &v)| v > threshold)
+                    .map(|(i, _)| start + i as u32),
+            );
         }
     }
 }
@@ -156,7 +167,9 @@ pub fn detect_spheres_seeded(
     }
     let n = vol.hu().len();
     if let Some(&bad) = bright.indices.iter().find(|&&i| i as usize >= n) {
-        return Err(RegistrationError::InvalidParameter(format!("bright voxel index {bad} outside {n} voxels")));
+        return Err(RegistrationError::InvalidParameter(format!(
+            "bright voxel index {bad} outside {n} voxels"
+        )));
     }
     detect_from(vol, params, ws, bright.indices.iter().map(|&i| i as usize))
 }
@@ -168,12 +181,17 @@ fn detect_from(
     seeds: impl Iterator<Item = usize>,
 ) -> Result<Detections, RegistrationError> {
     if !(params.sphere_radius.is_finite() && params.sphere_radius > 0.0) {
-        return Err(RegistrationError::InvalidParameter(format!("sphere radius {} m", params.sphere_radius)));
+        return Err(RegistrationError::InvalidParameter(format!(
+            "sphere radius {} m",
+            params.sphere_radius
+        )));
     }
     let [nx, ny, nz] = vol.dims();
     let n = nx * ny * nz;
     if n > u32::MAX as usize {
-        return Err(RegistrationError::InvalidGeometry(format!("{n} voxels exceed the detector's 2^32 index range")));
+        return Err(RegistrationError::InvalidGeometry(format!(
+            "{n} voxels exceed the detector's 2^32 index range"
+        )));
     }
     ws.visited.clear();
     ws.visited.resize(n.div_ceil(64), 0);
@@ -327,12 +345,22 @@ fn classify(vol: &CtVolume, params: &DetectionParams, ws: &mut DetectionWorkspac
     if g.slice_thickness >= params.sphere_radius {
         let per_slab = ((whi[0] - wlo[0] + 1) * (whi[1] - wlo[1] + 1)) as f64;
         let slab_var = (noise_sigma * noise_sigma * per_slab).max(1.0);
-        let axial =
-            AxialFit { k0: wlo[2], spacing: spacing.z, thickness: g.slice_thickness, radius: params.sphere_radius };
+        let axial = AxialFit {
+            k0: wlo[2],
+            spacing: spacing.z,
+            thickness: g.slice_thickness,
+            radius: params.sphere_radius,
+        };
         index.z = axial.position(&ws.slab_mass, index.z, slab_var);
     }
     let center = g.index_to_point(&index);
-    Ok(Detection { center, voxels: ws.members.len(), peak_hu: peak, background_hu: background, extent })
+    Ok(Detection {
+        center,
+        voxels: ws.members.len(),
+        peak_hu: peak,
+        background_hu: background,
+        extent,
+    })
 }
 
 /// Slice-direction position of a sphere from its mass per slice, for slices about as thick as the sphere.

@@ -25,7 +25,10 @@ pub struct RegistrationParams {
 impl RegistrationParams {
     /// Defaults for a model (sphere radius from the model).
     pub fn for_model(model: &FiducialModel) -> Self {
-        Self { detection: DetectionParams::for_radius(model.radius()), matching: MatchParams::default() }
+        Self {
+            detection: DetectionParams::for_radius(model.radius()),
+            matching: MatchParams::default(),
+        }
     }
 }
 
@@ -102,7 +105,9 @@ pub fn register_points(
             }
         })
         .collect();
-    let missing = (0..model.len()).filter(|i| !fits.iter().any(|f| f.model_index == *i)).collect();
+    let missing = (0..model.len())
+        .filter(|i| !fits.iter().any(|f| f.model_index == *i))
+        .collect();
     let used: Vec<Point<RobotBase>> = fits.iter().map(|f| model.points()[f.model_index]).collect();
     let fre_rms = rms(&fits.iter().map(|f| f.residual).collect::<Vec<_>>());
     Ok(Registration {
@@ -257,10 +262,15 @@ impl QualityGate {
             });
         }
         if registration.fre_rms.is_nan() || registration.fre_rms > self.max_fre_rms {
-            return Err(Refusal::FreTooHigh { fre_mm: registration.fre_rms * 1e3, max_mm: self.max_fre_rms * 1e3 });
+            return Err(Refusal::FreTooHigh {
+                fre_mm: registration.fre_rms * 1e3,
+                max_mm: self.max_fre_rms * 1e3,
+            });
         }
-        if let Some(f) =
-            registration.fits.iter().find(|f| f.residual.is_nan() || f.residual > self.max_fiducial_residual)
+        if let Some(f) = registration
+            .fits
+            .iter()
+            .find(|f| f.residual.is_nan() || f.residual > self.max_fiducial_residual)
         {
             return Err(Refusal::FiducialResidualTooHigh {
                 index: f.model_index,
@@ -284,6 +294,10 @@ impl QualityGate {
             }
             worst = worst.max(tre);
         }
-        Ok(GatedRegistration { registration, fle, worst_predicted_tre: worst })
+        Ok(GatedRegistration {
+            registration,
+            fle,
+            worst_predicted_tre: worst,
+        })
     }
 }

@@ -23,7 +23,10 @@ pub struct MatchParams {
 
 impl Default for MatchParams {
     fn default() -> Self {
-        Self { tolerance: 2.5e-3, max_candidates: 40 }
+        Self {
+            tolerance: 2.5e-3,
+            max_candidates: 40,
+        }
     }
 }
 
@@ -54,10 +57,17 @@ pub fn match_fiducials(
     let m = model.points();
     let n = detections.len();
     if n > params.max_candidates {
-        return Err(RegistrationError::TooManyCandidates { found: n, max: params.max_candidates });
+        return Err(RegistrationError::TooManyCandidates {
+            found: n,
+            max: params.max_candidates,
+        });
     }
     if n < 3 {
-        return Err(RegistrationError::NoMatch { detections: n, model: m.len(), best: 0 });
+        return Err(RegistrationError::NoMatch {
+            detections: n,
+            model: m.len(),
+            best: 0,
+        });
     }
     let tol = params.tolerance;
     let dm = |a: usize, b: usize| m[a].distance(&m[b]);
@@ -97,10 +107,18 @@ pub fn match_fiducials(
         }
     }
     let Some((count, _, pairs)) = best else {
-        return Err(RegistrationError::NoMatch { detections: n, model: m.len(), best: 0 });
+        return Err(RegistrationError::NoMatch {
+            detections: n,
+            model: m.len(),
+            best: 0,
+        });
     };
     if count < 3 {
-        return Err(RegistrationError::NoMatch { detections: n, model: m.len(), best: count });
+        return Err(RegistrationError::NoMatch {
+            detections: n,
+            model: m.len(),
+            best: count,
+        });
     }
     // Refine with all inliers, then re-assign once with the better transform.
     let refit = |pairs: &[Pair]| {
@@ -112,7 +130,10 @@ pub fn match_fiducials(
     let (pairs2, _) = assign(&t, m, detections, tol);
     let pairs = if pairs2.len() >= pairs.len() { pairs2 } else { pairs };
     let t_ct_robot = refit(&pairs)?;
-    Ok(Correspondence { pairs, t_robot_ct: t_ct_robot.inverse() })
+    Ok(Correspondence {
+        pairs,
+        t_robot_ct: t_ct_robot.inverse(),
+    })
 }
 
 /// Pairs each model sphere with the nearest unused detection within `tol` of its predicted position.

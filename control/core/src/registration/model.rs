@@ -41,7 +41,9 @@ impl FiducialModel {
             )));
         }
         if !(radius.is_finite() && radius > 0.0) || points.iter().any(|p| !p.is_finite()) {
-            return Err(RegistrationError::Model(format!("invalid radius {radius} m or non-finite centre")));
+            return Err(RegistrationError::Model(format!(
+                "invalid radius {radius} m or non-finite centre"
+            )));
         }
         for (a, pa) in points.iter().enumerate() {
             for (b, pb) in points.iter().enumerate().skip(a + 1) {
@@ -54,7 +56,11 @@ impl FiducialModel {
                 }
             }
         }
-        Ok(Self { points, radius, t_base_frame })
+        Ok(Self {
+            points,
+            radius,
+            t_base_frame,
+        })
     }
 
     /// Reads the model from URDF text (parsing only; the caller reads the file).
@@ -63,11 +69,19 @@ impl FiducialModel {
         let t_base_frame = chain_to_base(&robot, FRAME_LINK)?;
         let mut spheres: Vec<(usize, Point<FiducialFrame>, f64)> = Vec::new();
         for joint in robot.joints.iter().filter(|j| j.parent.link == FRAME_LINK) {
-            let Some(index) = joint.child.link.strip_prefix("fiducial_").and_then(|s| s.parse::<usize>().ok()) else {
+            let Some(index) = joint
+                .child
+                .link
+                .strip_prefix("fiducial_")
+                .and_then(|s| s.parse::<usize>().ok())
+            else {
                 continue;
             };
             if !matches!(joint.joint_type, urdf_rs::JointType::Fixed) {
-                return Err(RegistrationError::Model(format!("joint {} of fiducial {index} is not fixed", joint.name)));
+                return Err(RegistrationError::Model(format!(
+                    "joint {} of fiducial {index} is not fixed",
+                    joint.name
+                )));
             }
             let [x, y, z] = *joint.origin.xyz;
             let radius = sphere_radius(&robot, &joint.child.link)?;
@@ -84,7 +98,9 @@ impl FiducialModel {
             }
         }
         let Some(radius) = spheres.first().map(|s| s.2) else {
-            return Err(RegistrationError::Model(format!("no fiducial_<i> links under {FRAME_LINK}")));
+            return Err(RegistrationError::Model(format!(
+                "no fiducial_<i> links under {FRAME_LINK}"
+            )));
         };
         if let Some(s) = spheres.iter().find(|s| (s.2 - radius).abs() > 1e-9) {
             return Err(RegistrationError::Model(format!(
@@ -140,7 +156,9 @@ fn chain_to_base(robot: &urdf_rs::Robot, link: &str) -> Result<Transform<RobotBa
             return Ok(Transform::from_isometry(iso));
         }
         let Some(joint) = robot.joints.iter().find(|j| j.child.link == current) else {
-            return Err(RegistrationError::Model(format!("link {current} has no parent joint and is not {BASE_LINK}")));
+            return Err(RegistrationError::Model(format!(
+                "link {current} has no parent joint and is not {BASE_LINK}"
+            )));
         };
         if !matches!(joint.joint_type, urdf_rs::JointType::Fixed) {
             return Err(RegistrationError::Model(format!(
@@ -160,13 +178,19 @@ fn sphere_radius(robot: &urdf_rs::Robot, link: &str) -> Result<f64, Registration
         .iter()
         .find(|l| l.name == link)
         .ok_or_else(|| RegistrationError::Model(format!("link {link} is referenced by a joint but not defined")))?;
-    let geometries = l.collision.iter().map(|c| &c.geometry).chain(l.visual.iter().map(|v| &v.geometry));
+    let geometries = l
+        .collision
+        .iter()
+        .map(|c| &c.geometry)
+        .chain(l.visual.iter().map(|v| &v.geometry));
     for g in geometries {
         if let urdf_rs::Geometry::Sphere { radius } = g {
             return Ok(*radius);
         }
     }
-    Err(RegistrationError::Model(format!("link {link} has no sphere geometry giving the fiducial radius")))
+    Err(RegistrationError::Model(format!(
+        "link {link} has no sphere geometry giving the fiducial radius"
+    )))
 }
 
 #[cfg(test)]
@@ -178,8 +202,9 @@ mod tests {
         s += &format!(
             r#"<joint name="fiducial_frame_joint" type="fixed"><parent link="robot_base"/><child link="fiducial_frame"/>{frame_origin}</joint>"#
         );
-        for (i, (x, y, z)) in
-            [(0.0, 0.0, 0.0), (70.0, 0.0, 8.0), (0.0, 55.0, 15.0), (85.0, 60.0, 0.0)].iter().enumerate()
+        for (i, (x, y, z)) in [(0.0, 0.0, 0.0), (70.0, 0.0, 8.0), (0.0, 55.0, 15.0), (85.0, 60.0, 0.0)]
+            .iter()
+            .enumerate()
         {
             s += &format!(
                 r#"<link name="fiducial_{i}"><visual><geometry><sphere radius="0.002"/></geometry></visual></link>

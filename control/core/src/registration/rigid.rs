@@ -12,7 +12,10 @@ use crate::frames::{Frame, Point, Transform};
 /// a proper rotation. Fails on fewer than 3 pairs or (nearly) collinear points.
 pub fn fit_rigid<A: Frame, B: Frame>(a: &[Point<A>], b: &[Point<B>]) -> Result<Transform<A, B>, RegistrationError> {
     if a.len() != b.len() || a.len() < 3 {
-        return Err(RegistrationError::TooFewPoints { found: a.len().min(b.len()), needed: 3 });
+        return Err(RegistrationError::TooFewPoints {
+            found: a.len().min(b.len()),
+            needed: 3,
+        });
     }
     let n = a.len() as f64;
     let ca = a.iter().fold(Vector3::zeros(), |s, p| s + p.coords.coords) / n;
@@ -23,7 +26,9 @@ pub fn fit_rigid<A: Frame, B: Frame>(a: &[Point<A>], b: &[Point<B>]) -> Result<T
     }
     let svd = h.svd(true, true);
     let (Some(u), Some(v_t)) = (svd.u, svd.v_t) else {
-        return Err(RegistrationError::Degenerate("SVD of the cross-covariance failed".into()));
+        return Err(RegistrationError::Degenerate(
+            "SVD of the cross-covariance failed".into(),
+        ));
     };
     // Singular values come sorted descending; a rank < 2 cross-covariance means collinear points.
     let s = svd.singular_values;
@@ -46,7 +51,10 @@ pub fn fit_rigid<A: Frame, B: Frame>(a: &[Point<A>], b: &[Point<B>]) -> Result<T
     let r = v * d * u.transpose();
     let rot = UnitQuaternion::from_matrix(&r);
     let t = ca - rot * cb;
-    Ok(Transform::from_isometry(Isometry3::from_parts(Translation3::from(t), rot)))
+    Ok(Transform::from_isometry(Isometry3::from_parts(
+        Translation3::from(t),
+        rot,
+    )))
 }
 
 /// Per-fiducial residuals |a_i − T·b_i| in metres.
@@ -82,7 +90,10 @@ impl FiducialConfiguration {
     /// Principal axes of the given fiducial positions (any frame; they must be the frame the target is given in).
     pub fn new<F: Frame>(points: &[Point<F>]) -> Result<Self, RegistrationError> {
         if points.len() < 3 {
-            return Err(RegistrationError::TooFewPoints { found: points.len(), needed: 3 });
+            return Err(RegistrationError::TooFewPoints {
+                found: points.len(),
+                needed: 3,
+            });
         }
         let n = points.len() as f64;
         let c = points.iter().fold(Vector3::zeros(), |s, p| s + p.coords.coords) / n;
@@ -97,9 +108,16 @@ impl FiducialConfiguration {
         // Distance² from axis k averages the variance along the two other axes.
         let f_sq = Vector3::new(l[1] + l[2], l[0] + l[2], l[0] + l[1]);
         if f_sq.iter().any(|&f| f <= 1e-18) {
-            return Err(RegistrationError::Degenerate("fiducials are collinear; TRE is unbounded".into()));
+            return Err(RegistrationError::Degenerate(
+                "fiducials are collinear; TRE is unbounded".into(),
+            ));
         }
-        Ok(Self { centroid: Point3::from(c), axes: eig.eigenvectors, f_sq, n: points.len() })
+        Ok(Self {
+            centroid: Point3::from(c),
+            axes: eig.eigenvectors,
+            f_sq,
+            n: points.len(),
+        })
     }
 
     /// Predicted RMS TRE at `target` for a given FLE (Fitzpatrick, West, Maurer, IEEE TMI 17(5) 1998, eq. 46):
@@ -123,10 +141,16 @@ mod tests {
     use crate::frames::{Ct, RobotBase};
 
     fn cloud() -> Vec<Point<RobotBase>> {
-        [(0.0, 0.0, 0.0), (70.0, 0.0, 8.0), (0.0, 55.0, 15.0), (85.0, 60.0, 0.0), (25.0, 95.0, 30.0)]
-            .iter()
-            .map(|&(x, y, z)| Point::xyz(x * 1e-3, y * 1e-3, z * 1e-3))
-            .collect()
+        [
+            (0.0, 0.0, 0.0),
+            (70.0, 0.0, 8.0),
+            (0.0, 55.0, 15.0),
+            (85.0, 60.0, 0.0),
+            (25.0, 95.0, 30.0),
+        ]
+        .iter()
+        .map(|&(x, y, z)| Point::xyz(x * 1e-3, y * 1e-3, z * 1e-3))
+        .collect()
     }
 
     #[test]
@@ -145,7 +169,10 @@ mod tests {
     #[test]
     fn mirrored_points_still_give_a_rotation() {
         let b = cloud();
-        let a: Vec<Point<Ct>> = b.iter().map(|p| Point::xyz(-p.coords.x, p.coords.y, p.coords.z)).collect();
+        let a: Vec<Point<Ct>> = b
+            .iter()
+            .map(|p| Point::xyz(-p.coords.x, p.coords.y, p.coords.z))
+            .collect();
         let t = fit_rigid(&a, &b).unwrap();
         let r = t.isometry().rotation.to_rotation_matrix();
         assert!((r.matrix().determinant() - 1.0).abs() < 1e-9);
@@ -166,7 +193,10 @@ mod tests {
         let near = cfg.predicted_tre(&Point::<RobotBase>::xyz(0.036, 0.042, 0.011), 1e-3);
         let far = cfg.predicted_tre(&Point::<RobotBase>::xyz(0.036, 0.042, 0.211), 1e-3);
         // At the centroid TRE = FLE/√N.
-        assert!(near < 1.01e-3 / 5f64.sqrt() && near >= 1e-3 / 5f64.sqrt() * 0.99, "{near}");
+        assert!(
+            near < 1.01e-3 / 5f64.sqrt() && near >= 1e-3 / 5f64.sqrt() * 0.99,
+            "{near}"
+        );
         assert!(far > 2.0 * near);
     }
 }

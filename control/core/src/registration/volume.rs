@@ -66,9 +66,13 @@ impl VolumeGeometry {
         let finite = self.origin.is_finite()
             && self.spacing.iter().all(|s| s.is_finite())
             && self.slice_thickness.is_finite()
-            && [self.row_dir, self.col_dir, self.normal].iter().all(|d| d.iter().all(|c| c.is_finite()));
+            && [self.row_dir, self.col_dir, self.normal]
+                .iter()
+                .all(|d| d.iter().all(|c| c.is_finite()));
         if !finite {
-            return Err(RegistrationError::InvalidGeometry("non-finite origin, direction or spacing".into()));
+            return Err(RegistrationError::InvalidGeometry(
+                "non-finite origin, direction or spacing".into(),
+            ));
         }
         if self.spacing.iter().any(|&s| s <= 0.0) || self.slice_thickness < 0.0 {
             return Err(RegistrationError::InvalidGeometry(format!(
@@ -78,7 +82,11 @@ impl VolumeGeometry {
                 self.spacing.z * 1e3
             )));
         }
-        let dots = [self.row_dir.dot(&self.col_dir), self.row_dir.dot(&self.normal), self.col_dir.dot(&self.normal)];
+        let dots = [
+            self.row_dir.dot(&self.col_dir),
+            self.row_dir.dot(&self.normal),
+            self.col_dir.dot(&self.normal),
+        ];
         if dots.iter().any(|d| d.abs() > 1e-4) {
             return Err(RegistrationError::InvalidGeometry(format!(
                 "axes not orthogonal (dot products {:.2e}, {:.2e}, {:.2e})",
@@ -112,7 +120,10 @@ impl CtVolume {
             )));
         }
         if dims.iter().any(|&d| d > u32::MAX as usize / 2) {
-            return Err(RegistrationError::InvalidGeometry(format!("dimension too large: {:?}", dims)));
+            return Err(RegistrationError::InvalidGeometry(format!(
+                "dimension too large: {:?}",
+                dims
+            )));
         }
         geometry.validate()?;
         Ok(Self { dims, hu, geometry })
@@ -161,7 +172,8 @@ impl CtVolume {
 
     /// CT point of voxel centre (i, j, k).
     pub fn voxel_center(&self, i: usize, j: usize, k: usize) -> Point<Ct> {
-        self.geometry.index_to_point(&Vector3::new(i as f64, j as f64, k as f64))
+        self.geometry
+            .index_to_point(&Vector3::new(i as f64, j as f64, k as f64))
     }
 
     /// Centre of the volume's bounding box in the CT frame.
@@ -207,7 +219,10 @@ mod tests {
     #[test]
     fn rejects_wrong_length_and_bad_axes() {
         let g = VolumeGeometry::axial(point_mm(0.0, 0.0, 0.0), Vector3::new(1e-3, 1e-3, 1e-3), 1e-3);
-        assert!(matches!(CtVolume::new([2, 2, 2], vec![0; 7], g.clone()), Err(RegistrationError::InvalidGeometry(_))));
+        assert!(matches!(
+            CtVolume::new([2, 2, 2], vec![0; 7], g.clone()),
+            Err(RegistrationError::InvalidGeometry(_))
+        ));
         let mut bad = g;
         bad.col_dir = Vector3::x_axis();
         let err = CtVolume::new([2, 2, 2], vec![0; 8], bad).unwrap_err();

@@ -19,8 +19,7 @@ use acus_sim_ecat::{DriveParams, Network};
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
 pub fn config() -> DrivesConfig {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../launch/config/positioner_drives.yaml");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../launch/config/positioner_drives.yaml");
     DrivesConfig::load(&p).unwrap()
 }
 
@@ -46,12 +45,7 @@ pub struct Rig {
 
 pub fn start(initial: &[f64]) -> Rig {
     let cfg = config();
-    let params: Vec<DriveParams> = cfg
-        .axes
-        .iter()
-        .zip(initial)
-        .map(|(a, q)| sim_params(a, *q))
-        .collect();
+    let params: Vec<DriveParams> = cfg.axes.iter().zip(initial).map(|(a, q)| sim_params(a, *q)).collect();
     let (tx, rx, pdu_loop) = pdu_storage().unwrap();
     let link = InProcessLink::spawn(Network::new(&params).unwrap(), tx, rx).unwrap();
     let timing = BusTiming {
@@ -61,8 +55,7 @@ pub fn start(initial: &[f64]) -> Rig {
     };
     let bus = EthercrabBus::bring_up(pdu_loop, &cfg.axes, timing).unwrap();
     let initial_counts = bus.initial_positions[..cfg.axes.len()].to_vec();
-    let ctrl =
-        Controller::spawn(bus, &cfg.axes, Duration::from_secs_f64(cfg.cycle_time_s)).unwrap();
+    let ctrl = Controller::spawn(bus, &cfg.axes, Duration::from_secs_f64(cfg.cycle_time_s)).unwrap();
     Rig {
         link,
         ctrl: Some(ctrl),
@@ -100,9 +93,5 @@ pub fn wait_for<S>(
 
 /// Emulated drive positions (joint units, before home offset).
 pub fn drive_positions(link: &InProcessLink) -> Vec<f64> {
-    link.network()
-        .devices()
-        .iter()
-        .map(|d| d.drive.position())
-        .collect()
+    link.network().devices().iter().map(|d| d.drive.position()).collect()
 }

@@ -67,12 +67,9 @@ impl PureRig {
                 self.inputs[i] = d;
             }
         }
-        let s = *self.cycle.step(
-            bus,
-            &self.inputs[..self.n],
-            cmd,
-            &mut self.outputs[..self.n],
-        );
+        let s = *self
+            .cycle
+            .step(bus, &self.inputs[..self.n], cmd, &mut self.outputs[..self.n]);
         for i in 0..self.n {
             self.outputs[i].encode(&mut self.rx[i]);
         }

@@ -51,29 +51,13 @@ impl Veth {
         };
         ip(&["netns", "add", &v.ns_master]);
         ip(&["netns", "add", &v.ns_sub]);
-        ip(&[
-            "link",
-            "add",
-            &v.if_master,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &v.if_sub,
-        ]);
+        ip(&["link", "add", &v.if_master, "type", "veth", "peer", "name", &v.if_sub]);
         ip(&["link", "set", &v.if_master, "netns", &v.ns_master]);
         ip(&["link", "set", &v.if_sub, "netns", &v.ns_sub]);
         for ns in [&v.ns_master, &v.ns_sub] {
             // No IPv6 chatter on the cable: only EtherCAT frames.
             let st = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-qw",
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                ])
+                .args(["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
                 .status()
                 .expect("sysctl");
             assert!(st.success());
@@ -142,7 +126,10 @@ impl Emulator {
         }
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Self { child, params_file: file }
+        Self {
+            child,
+            params_file: file,
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -4,9 +4,7 @@
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!(
-            "acus-ecat-emulator --iface IFACE [--drives N] [--params FILE.yaml] [--drop-percent P]"
-        );
+        println!("acus-ecat-emulator --iface IFACE [--drives N] [--params FILE.yaml] [--drop-percent P]");
         return Ok(());
     }
     acus_sim_ecat::cli::run(&args)?;

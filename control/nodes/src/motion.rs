@@ -1,0 +1,405 @@
+//! The motion supervisor: an async handle on the EtherCAT cycle for the nodes.
+//!
+//! The cycle thread (acus-ethercat) owns the bus and never waits; this supervisor thread owns the typestate
+//! [`Controller`], samples the cycle's lock-free status every millisecond, answers requests when their outcome is known
+//! (goal reached, fault latched) and publishes the latest joint positions. Service handlers talk to it through channels,
+//! so no ROS call ever blocks the cycle.
+
+use std::time::Duration;
+
+use acus_control::kinematics::{Joint, JointPositions};
+use acus_ethercat::config::AxisConfig;
+use acus_ethercat::cycle::{Fault, Mode, Status};
+use acus_ethercat::runner::{Controller, Disabled, Enabled};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::NodeError;
+
+/// Why a motion request did not complete.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MotionError {
+    /// A fault latched (quick stop on all axes); only a reset clears it.
+    #[error("fault latched: {0}")]
+    Faulted(String),
+    /// Motion needs the drives enabled.
+    #[error("drives are not enabled")]
+    NotEnabled,
+    /// The goal was refused before anything moved.
+    #[error("goal refused: {0}")]
+    Refused(String),
+    /// The drives were disabled while the request was pending.
+    #[error("drives disabled during the motion")]
+    Disabled,
+    /// The outcome did not arrive in time (in cycles of the drive clock).
+    #[error("no outcome after {cycles} cycles")]
+    Timeout {
+        /// Cycles waited.
+        cycles: u64,
+    },
+    /// The supervisor has stopped.
+    #[error("motion supervisor stopped")]
+    Gone,
+}
+
+/// What the supervisor publishes after every sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MotionStatus {
+    /// Actual joint positions (m, rad).
+    pub actual: JointPositions,
+    /// Group mode.
+    pub mode: Mode,
+    /// Latched fault.
+    pub fault: Option<Fault>,
+    /// Cycle counter of the drive clock (one per period; the simulated clock in simulation).
+    pub cycle: u64,
+    /// Cycles during which a request was in progress (a motion, enabling, a reset): the robot's share of the procedure
+    /// time. With the simulated clock the cycle counter also runs while nothing happens; this does not.
+    pub busy_cycles: u64,
+}
+
+enum Request {
+    Enable(oneshot::Sender<Result<(), MotionError>>),
+    Disable(oneshot::Sender<Result<(), MotionError>>),
+    MoveTo {
+        goal: JointPositions,
+        speed_scale: f64,
+        reply: oneshot::Sender<Result<JointPositions, MotionError>>,
+    },
+    Reset(oneshot::Sender<Result<(), MotionError>>),
+    EmergencyStop(bool),
+}
+
+/// Async handle on the motion supervisor. Cheap to clone; the supervisor stops when the last handle is dropped.
+#[derive(Clone)]
+pub struct Motion {
+    requests: mpsc::Sender<Request>,
+    status: watch::Receiver<MotionStatus>,
+}
+
+/// Cycles allowed for enabling and for resetting.
+const STATE_CHANGE_CYCLES: u64 = 3_000;
+
+impl Motion {
+    /// Start supervising `controller` (fresh from [`Controller::spawn`]: disabled, holding nothing).
+    pub fn start(controller: Controller<Disabled>, period: Duration) -> Result<Self, NodeError> {
+        let (requests, rx) = mpsc::channel(16);
+        let mut controller = controller;
+        let first = sample(&mut controller.status());
+        let (status_tx, status) = watch::channel(first);
+        std::thread::Builder::new()
+            .name("motion-supervisor".into())
+            .spawn(move || supervise(State::Disabled(controller), rx, status_tx, period.as_secs_f64()))
+            .map_err(NodeError::Thread)?;
+        Ok(Self { requests, status })
+    }
+
+    /// Latest status.
+    pub fn status(&self) -> watch::Receiver<MotionStatus> {
+        self.status.clone()
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, MotionError>>) -> Request,
+    ) -> Result<T, MotionError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(make(tx)).await.map_err(|_| MotionError::Gone)?;
+        rx.await.map_err(|_| MotionError::Gone)?
+    }
+
+    /// Enable all drives; they hold their actual positions.
+    pub async fn enable(&self) -> Result<(), MotionError> {
+        self.call(Request::Enable).await
+    }
+
+    /// Disable all drives (no torque).
+    pub async fn disable(&self) -> Result<(), MotionError> {
+        self.call(Request::Disable).await
+    }
+
+    /// Move to `goal` at `speed_scale` of the URDF velocity limits; returns the actual positions once at rest there.
+    pub async fn move_to(&self, goal: JointPositions, speed_scale: f64) -> Result<JointPositions, MotionError> {
+        self.call(|reply| Request::MoveTo {
+            goal,
+            speed_scale,
+            reply,
+        })
+        .await
+    }
+
+    /// Reset a latched fault (a rising edge); the drives come back disabled.
+    pub async fn reset(&self) -> Result<(), MotionError> {
+        self.call(Request::Reset).await
+    }
+
+    /// Hold or release the emergency stop. Takes effect in the next cycle, whatever else is pending.
+    pub async fn emergency_stop(&self, held: bool) -> Result<(), MotionError> {
+        self.requests
+            .send(Request::EmergencyStop(held))
+            .await
+            .map_err(|_| MotionError::Gone)
+    }
+}
+
+enum State {
+    Disabled(Controller<Disabled>),
+    Enabled(Controller<Enabled>),
+}
+
+impl State {
+    fn status(&mut self) -> Status {
+        match self {
+            State::Disabled(c) => c.status(),
+            State::Enabled(c) => c.status(),
+        }
+    }
+}
+
+/// A request waiting for its outcome in the cycle's status.
+enum Pending {
+    Enable {
+        reply: oneshot::Sender<Result<(), MotionError>>,
+        until: u64,
+    },
+    Move {
+        seq: u32,
+        reply: oneshot::Sender<Result<JointPositions, MotionError>>,
+        until: u64,
+    },
+    Reset {
+        reply: oneshot::Sender<Result<(), MotionError>>,
+        until: u64,
+    },
+}
+
+fn sample(s: &mut Status) -> MotionStatus {
+    let mut q = [0.0; 6];
+    for (i, v) in q.iter_mut().enumerate().take(s.axes.min(6)) {
+        *v = s.actual[i];
+    }
+    MotionStatus {
+        actual: JointPositions(q),
+        mode: s.mode,
+        fault: s.fault,
+        cycle: s.cycle,
+        busy_cycles: 0,
+    }
+}
+
+/// Operator-readable fault, with joint names.
+pub fn describe_fault(fault: &Fault) -> String {
+    let name = |axis: u8| Joint::ALL.get(usize::from(axis)).map_or("axis ?", |j| j.name());
+    match fault {
+        Fault::FrameLost => "EtherCAT frame lost (link down?)".into(),
+        Fault::NotOperational => "an EtherCAT drive left OP".into(),
+        Fault::WorkingCounter { got, expected } => {
+            format!("working counter {got}, expected {expected} (drive missing?)")
+        }
+        Fault::Drive { axis, code } => format!("drive fault on {} (0x603F = {code:#06x})", name(*axis)),
+        Fault::FollowingError { axis, error } => format!("following error on {}: {error:.6}", name(*axis)),
+        Fault::OutOfRange { axis, position } => format!("{} out of range at {position:.6}", name(*axis)),
+        Fault::DriveDisabled { axis } => format!("{} left Operation enabled", name(*axis)),
+        Fault::EmergencyStop => "emergency stop".into(),
+        Fault::EnableTimeout { axis } => format!("{} did not reach Operation enabled in CSP", name(*axis)),
+    }
+}
+
+/// Cycles a move may take: twice the slowest axis's trapezoid at the scaled velocity limit, plus a second to settle.
+fn move_budget(axes: &[AxisConfig], from: &JointPositions, to: &JointPositions, speed_scale: f64, period: f64) -> u64 {
+    let scale = speed_scale.clamp(0.01, 1.0);
+    let seconds = axes
+        .iter()
+        .zip(Joint::ALL)
+        .map(|(a, j)| {
+            let v = a.max_velocity * scale;
+            (to.get(j) - from.get(j)).abs() / v + v / a.max_acceleration
+        })
+        .fold(0.0, f64::max);
+    ((2.0 * seconds + 1.0) / period) as u64
+}
+
+fn supervise(
+    mut state: State,
+    mut requests: mpsc::Receiver<Request>,
+    status_tx: watch::Sender<MotionStatus>,
+    period: f64,
+) {
+    let mut pending: Option<Pending> = None;
+    let (mut busy, mut last_cycle) = (0u64, state.status().cycle);
+    loop {
+        let mut status = state.status();
+        if pending.is_some() {
+            busy += status.cycle.saturating_sub(last_cycle);
+        }
+        last_cycle = status.cycle;
+        let now = MotionStatus {
+            busy_cycles: busy,
+            ..sample(&mut status)
+        };
+        status_tx.send_replace(now);
+        pending = settle(pending, &status, &now);
+        match requests.try_recv() {
+            Ok(request) => state = handle(state, request, &mut pending, &status, &now, period),
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                if let State::Enabled(c) = state {
+                    let _ = c.disable().shutdown();
+                } else if let State::Disabled(c) = state {
+                    let _ = c.shutdown();
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Answer the pending request if the status decides it.
+fn settle(pending: Option<Pending>, s: &Status, now: &MotionStatus) -> Option<Pending> {
+    let fault = s.fault.map(|f| MotionError::Faulted(describe_fault(&f)));
+    match pending? {
+        Pending::Enable { reply, until } => {
+            if s.mode == Mode::Enabled {
+                let _ = reply.send(Ok(()));
+            } else if let Some(e) = fault {
+                let _ = reply.send(Err(e));
+            } else if s.cycle > until {
+                let _ = reply.send(Err(MotionError::Timeout {
+                    cycles: STATE_CHANGE_CYCLES,
+                }));
+            } else {
+                return Some(Pending::Enable { reply, until });
+            }
+            None
+        }
+        Pending::Move { seq, reply, until } => {
+            if let Some(e) = fault {
+                let _ = reply.send(Err(e));
+            } else if s.mode == Mode::Disabled {
+                let _ = reply.send(Err(MotionError::Disabled));
+            } else if s.goal_seq == seq && s.goal_reached {
+                let _ = reply.send(Ok(now.actual));
+            } else if s.cycle > until {
+                let _ = reply.send(Err(MotionError::Timeout { cycles: until }));
+            } else {
+                return Some(Pending::Move { seq, reply, until });
+            }
+            None
+        }
+        Pending::Reset { reply, until } => {
+            if s.mode == Mode::Disabled && s.fault.is_none() {
+                let _ = reply.send(Ok(()));
+            } else if s.cycle > until {
+                let still = fault.unwrap_or(MotionError::Timeout {
+                    cycles: STATE_CHANGE_CYCLES,
+                });
+                let _ = reply.send(Err(still));
+            } else {
+                return Some(Pending::Reset { reply, until });
+            }
+            None
+        }
+    }
+}
+
+fn handle(
+    state: State,
+    request: Request,
+    pending: &mut Option<Pending>,
+    s: &Status,
+    now: &MotionStatus,
+    period: f64,
+) -> State {
+    // A new request supersedes a pending one: the old caller learns it was not completed.
+    let supersede = |pending: &mut Option<Pending>| match pending.take() {
+        Some(Pending::Move { reply, .. }) => {
+            let _ = reply.send(Err(MotionError::Refused("superseded by a newer request".into())));
+        }
+        Some(Pending::Enable { reply, .. }) | Some(Pending::Reset { reply, .. }) => {
+            let _ = reply.send(Err(MotionError::Refused("superseded by a newer request".into())));
+        }
+        None => {}
+    };
+    match (state, request) {
+        (mut state, Request::EmergencyStop(held)) => {
+            match &mut state {
+                State::Disabled(c) => c.emergency_stop(held),
+                State::Enabled(c) => c.emergency_stop(held),
+            }
+            state
+        }
+        (State::Disabled(c), Request::Enable(reply)) => {
+            if let Some(f) = s.fault {
+                let _ = reply.send(Err(MotionError::Faulted(describe_fault(&f))));
+                return State::Disabled(c);
+            }
+            supersede(pending);
+            *pending = Some(Pending::Enable {
+                reply,
+                until: s.cycle + STATE_CHANGE_CYCLES,
+            });
+            State::Enabled(c.enable())
+        }
+        (State::Enabled(c), Request::Enable(reply)) => {
+            supersede(pending);
+            *pending = Some(Pending::Enable {
+                reply,
+                until: s.cycle + STATE_CHANGE_CYCLES,
+            });
+            State::Enabled(c)
+        }
+        (State::Enabled(c), Request::Disable(reply)) => {
+            supersede(pending);
+            let _ = reply.send(Ok(()));
+            State::Disabled(c.disable())
+        }
+        (State::Disabled(c), Request::Disable(reply)) => {
+            let _ = reply.send(Ok(()));
+            State::Disabled(c)
+        }
+        (
+            State::Enabled(mut c),
+            Request::MoveTo {
+                goal,
+                speed_scale,
+                reply,
+            },
+        ) => {
+            if let Some(f) = s.fault {
+                let _ = reply.send(Err(MotionError::Faulted(describe_fault(&f))));
+                return State::Enabled(c);
+            }
+            supersede(pending);
+            match c.move_to(&goal.0, speed_scale) {
+                Ok(seq) => {
+                    let until = s.cycle + move_budget(c.axes(), &now.actual, &goal, speed_scale, period);
+                    *pending = Some(Pending::Move { seq, reply, until });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(MotionError::Refused(e.to_string())));
+                }
+            }
+            State::Enabled(c)
+        }
+        (state @ State::Disabled(_), Request::MoveTo { reply, .. }) => {
+            let _ = reply.send(Err(MotionError::NotEnabled));
+            state
+        }
+        (State::Enabled(c), Request::Reset(reply)) => {
+            supersede(pending);
+            *pending = Some(Pending::Reset {
+                reply,
+                until: s.cycle + STATE_CHANGE_CYCLES,
+            });
+            State::Disabled(c.reset())
+        }
+        (State::Disabled(mut c), Request::Reset(reply)) => {
+            supersede(pending);
+            c.reset();
+            *pending = Some(Pending::Reset {
+                reply,
+                until: s.cycle + STATE_CHANGE_CYCLES,
+            });
+            State::Disabled(c)
+        }
+    }
+}

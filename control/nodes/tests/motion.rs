@@ -1,0 +1,89 @@
+//! The motion supervisor on emulated drives (in process, real EtherCAT frames through ethercrab's PduTx/PduRx): enable
+//! holds the actual pose, a move completes at its goal, an emergency stop mid-move ends it with a latched fault and no
+//! motion, a reset while the stop is held is refused, and after release and reset the drives resume from where they are.
+
+use std::time::Duration;
+
+use acus_control::kinematics::JointPositions;
+use acus_ethercat::config::DrivesConfig;
+use acus_ethercat::ethercrab_bus::BusTiming;
+use acus_ethercat::runner::{Controller, Pacing};
+use acus_nodes::motion::{Motion, MotionError};
+
+fn drives_config() -> DrivesConfig {
+    DrivesConfig::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../launch/config/positioner_drives.yaml"
+    )))
+    .unwrap()
+}
+
+#[test]
+fn emergency_stop_mid_move_latches_and_resumes_from_actual_after_reset() {
+    let config = drives_config();
+    let start = [0.01, -0.02, 0.05, 0.1, -0.1, 0.0];
+    let timing = BusTiming {
+        dc_static_sync_iterations: 200,
+        pdu_timeout: Duration::from_millis(50),
+        ..BusTiming::default()
+    };
+    let acus_sim_twin::drives::InProcessDrives { link, bus } =
+        acus_sim_twin::drives::in_process(&config, &start, timing).unwrap();
+    let true_positions = || -> Vec<f64> { link.network().devices().iter().map(|d| d.drive.position()).collect() };
+    let period = Duration::from_secs_f64(config.cycle_time_s);
+    // Lockstep with the emulator: the drive clock advances one period per frame, as fast as the machine allows.
+    let controller = Controller::spawn_paced(bus, &config.axes, period, Pacing::Simulated).unwrap();
+    let motion = Motion::start(controller, period).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        motion.enable().await.unwrap();
+        let held = motion.status().borrow().actual;
+        for (i, q) in start.iter().enumerate() {
+            assert!(
+                (held.0[i] - q).abs() < 1e-5,
+                "axis {i} holds its power-on position after enable"
+            );
+        }
+        let goal = JointPositions::new(0.02, -0.01, 0.06, 0.0, 0.0, 0.0);
+        let reached = motion.move_to(goal, 1.0).await.unwrap();
+        for i in 0..6 {
+            assert!((reached.0[i] - goal.0[i]).abs() < 1e-5, "axis {i} at its goal");
+        }
+
+        // A long insertion move, stopped midway.
+        let far = JointPositions::new(0.02, -0.01, 0.06, 0.0, 0.0, 0.15);
+        let mover = motion.clone();
+        let moving = tokio::spawn(async move { mover.move_to(far, 0.2).await });
+        let mut status = motion.status();
+        status.wait_for(|s| s.actual.0[5] > 0.01).await.unwrap();
+        motion.emergency_stop(true).await.unwrap();
+        let outcome = moving.await.unwrap();
+        assert_eq!(outcome, Err(MotionError::Faulted("emergency stop".into())));
+        let stopped_at = status.wait_for(|s| s.fault.is_some()).await.unwrap().actual.0[5];
+        assert!(stopped_at < 0.14, "stopped before the goal, at {stopped_at} m");
+
+        // Held: reset refused, motion refused, nothing moves (a few thousand cycles of the drive clock).
+        assert_eq!(motion.reset().await, Err(MotionError::Faulted("emergency stop".into())));
+        assert!(matches!(
+            motion.move_to(far, 0.2).await,
+            Err(MotionError::NotEnabled | MotionError::Faulted(_))
+        ));
+        let before = true_positions();
+        let c0 = motion.status().borrow().cycle;
+        status.wait_for(|s| s.cycle > c0 + 2_000).await.unwrap();
+        let after = true_positions();
+        assert_eq!(before, after, "no motion while the stop is held");
+
+        // Released, reset, enabled: the drives hold where they stopped, then move on.
+        motion.emergency_stop(false).await.unwrap();
+        motion.reset().await.unwrap();
+        motion.enable().await.unwrap();
+        let resumed = motion.status().borrow().actual;
+        assert!(
+            (resumed.0[5] - after[5]).abs() < 1e-5,
+            "resumes from the actual position"
+        );
+        let back = motion.move_to(goal, 1.0).await.unwrap();
+        assert!((back.0[5] - goal.0[5]).abs() < 1e-5);
+    });
+}

@@ -1,0 +1,82 @@
+//! `acus`: the command line of the acus needle positioner.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// acus — control stack of a CT-guided needle positioner.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a whole CT-guided biopsy on the simulation twin: emulated EtherCAT drives, virtual CT scanner, all nodes over
+    /// ROS 2; prints progress and a summary, writes the scans and a log.
+    Sim {
+        /// Simulation configuration.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml"))]
+        config: PathBuf,
+        /// Output folder for the scans and the log (default: ./acus-sim-<unix time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Drive the EtherCAT cycle at 1 kHz of wall time instead of the simulated clock.
+        #[arg(long)]
+        realtime: bool,
+        /// Seed of the needle and the image noise (overrides the configuration).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ACUS_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Sim {
+            config,
+            out,
+            realtime,
+            seed,
+        } => {
+            let out = out.unwrap_or_else(|| {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                PathBuf::from(format!("acus-sim-{t}"))
+            });
+            let started = std::time::Instant::now();
+            let options = acus_launch::run::SimOptions {
+                config,
+                out,
+                realtime,
+                seed,
+            };
+            let progress = move |a: &acus_launch::operator::Answer| {
+                let mark = if a.success { "ok" } else { "REFUSED" };
+                println!(
+                    "[{:6.1} s] {:<24} {mark}: {}",
+                    started.elapsed().as_secs_f64(),
+                    a.service,
+                    a.message
+                );
+            };
+            match acus_launch::run::run(&options, progress) {
+                Ok(summary) => {
+                    println!("\n{}", summary.text);
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("acus sim: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

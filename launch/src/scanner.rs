@@ -1,0 +1,132 @@
+//! The virtual CT scanner as a scan source: on request it images the twin's patient (the needle where the robot's joints
+//! put it), writes a DICOM series and announces it on `/scan/series`, as a scanner's export would.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use acus_nodes::motion::MotionStatus;
+use acus_nodes::procedure::{ScanPurpose, ScanSource};
+use acus_nodes::Spinner;
+use acus_sim_scanner::{write_series, SeriesInfo};
+use acus_sim_twin::patient::Patient;
+use anyhow::Result;
+use futures::future::BoxFuture;
+use r2r::std_msgs::msg::String as StringMsg;
+use r2r::QosProfile;
+use tokio::sync::watch;
+
+use crate::config::ScanFile;
+
+/// A scan as the simulation log keeps it.
+#[derive(Clone, Debug)]
+pub struct ScanRecord {
+    /// Planning or check.
+    pub purpose: ScanPurpose,
+    /// Series folder.
+    pub dir: PathBuf,
+    /// True needle tip at the time, CT (none before the needle is in).
+    pub true_tip: Option<acus_control::frames::Point<acus_control::frames::Ct>>,
+    /// True lesion centre at the time, CT.
+    pub true_lesion: acus_control::frames::Point<acus_control::frames::Ct>,
+}
+
+/// The virtual scanner node.
+pub struct SimScanner {
+    patient: Arc<Mutex<Patient>>,
+    joints: watch::Receiver<MotionStatus>,
+    out: PathBuf,
+    planning: ScanFile,
+    check: ScanFile,
+    seed: u64,
+    count: AtomicUsize,
+    /// Scanner time spent (ms), for the simulated clock.
+    pub scanner_ms: Arc<AtomicU64>,
+    /// Every scan taken.
+    pub records: Arc<Mutex<Vec<ScanRecord>>>,
+    announce: Arc<Mutex<r2r::Publisher<StringMsg>>>,
+    _spinner: Spinner,
+}
+
+impl SimScanner {
+    /// A scanner writing series under `out`, reading the robot's pose from `joints`.
+    pub fn start(
+        ctx: &r2r::Context,
+        patient: Arc<Mutex<Patient>>,
+        joints: watch::Receiver<MotionStatus>,
+        out: PathBuf,
+        (planning, check): (ScanFile, ScanFile),
+        seed: u64,
+    ) -> Result<Self> {
+        let mut node = r2r::Node::create(ctx.clone(), "ct_scanner", "")?;
+        let announce =
+            node.create_publisher::<StringMsg>("/scan/series", QosProfile::default().transient_local().keep_last(1))?;
+        let spinner = Spinner::start(node)?;
+        Ok(Self {
+            patient,
+            joints,
+            out,
+            planning,
+            check,
+            seed,
+            count: AtomicUsize::new(0),
+            scanner_ms: Arc::new(AtomicU64::new(0)),
+            records: Arc::new(Mutex::new(Vec::new())),
+            announce: Arc::new(Mutex::new(announce)),
+            _spinner: spinner,
+        })
+    }
+}
+
+impl ScanSource for SimScanner {
+    fn acquire(&self, purpose: ScanPurpose) -> BoxFuture<'static, Result<PathBuf, String>> {
+        let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        let (name, protocol_file) = match purpose {
+            ScanPurpose::Planning => (format!("{n:02}-planning"), self.planning),
+            ScanPurpose::Check { step } => (format!("{n:02}-check-step{}", step + 1), self.check),
+        };
+        let dir = self.out.join(&name);
+        let q = self.joints.borrow().actual;
+        let patient = Arc::clone(&self.patient);
+        let records = Arc::clone(&self.records);
+        let seed = self.seed.wrapping_mul(1000).wrapping_add(n as u64);
+        let scanner_ms = Arc::clone(&self.scanner_ms);
+        let announce = Arc::clone(&self.announce);
+        Box::pin(async move {
+            let written = tokio::task::spawn_blocking(move || -> Result<(PathBuf, ScanRecord), String> {
+                let mut patient = patient.lock().map_err(|_| "patient state poisoned".to_owned())?;
+                patient.sync(&q).map_err(|e| e.to_string())?;
+                let f = protocol_file;
+                let protocol = match purpose {
+                    ScanPurpose::Planning => patient.planning_protocol(f.pixel, f.slice, f.noise_hu, seed),
+                    ScanPurpose::Check { .. } => patient.check_protocol(f.pixel, f.slice, f.noise_hu, seed),
+                };
+                let volume = patient.scan(&protocol).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                write_series(&volume, &dir, &SeriesInfo::new(&name, seed)).map_err(|e| e.to_string())?;
+                let record = ScanRecord {
+                    purpose,
+                    dir: dir.clone(),
+                    true_tip: patient.tip(),
+                    true_lesion: patient.lesion(),
+                };
+                Ok((dir, record))
+            })
+            .await
+            .map_err(|e| format!("scanner task failed: {e}"))??;
+            let (dir, record) = written;
+            scanner_ms.fetch_add((protocol_file.seconds * 1e3) as u64, Ordering::Relaxed);
+            if let Ok(mut r) = records.lock() {
+                r.push(record);
+            }
+            announce
+                .lock()
+                .map_err(|_| "scanner publisher poisoned".to_owned())?
+                .publish(&StringMsg {
+                    data: dir.display().to_string(),
+                })
+                .map_err(|e| format!("announcing the series: {e}"))?;
+            Ok(dir)
+        })
+    }
+}

@@ -1,0 +1,41 @@
+//! The acus simulation twin, composed from its parts: emulated CiA 402 drives built from the robot's own drive
+//! configuration (so masses, limits and encoders are the ones the master is configured with), a patient with a needle–tissue
+//! model, and the virtual CT scanner that images both. Production code cannot tell the twin from a robot: the drives speak
+//! EtherCAT, the scanner writes DICOM.
+#![deny(missing_docs)]
+
+pub mod drives;
+pub mod patient;
+
+/// Errors of the twin.
+#[derive(Debug, thiserror::Error)]
+pub enum TwinError {
+    /// The EtherCAT emulator refused its set-up.
+    #[error("EtherCAT emulator: {0}")]
+    Ecat(#[from] acus_sim_ecat::Error),
+    /// The master side refused its set-up.
+    #[error("EtherCAT master: {0}")]
+    Master(#[from] acus_ethercat::Error),
+    /// The needle–tissue model refused.
+    #[error("needle model: {0}")]
+    Needle(acus_sim_needle::NeedleError),
+    /// The scanner refused.
+    #[error("scanner: {0}")]
+    Scanner(acus_sim_scanner::ScannerError),
+    /// The needle was pulled back part of the way; the tissue model only inserts or removes the needle whole.
+    #[error("needle pulled back to {depth_mm:.1} mm from {was_mm:.1} mm: partial retraction is not modelled")]
+    PartialRetraction {
+        /// New depth, mm.
+        depth_mm: f64,
+        /// Depth before, mm.
+        was_mm: f64,
+    },
+    /// One initial position per axis is needed.
+    #[error("{got} initial positions for {axes} axes")]
+    InitialPositions {
+        /// Given.
+        got: usize,
+        /// Axes configured.
+        axes: usize,
+    },
+}

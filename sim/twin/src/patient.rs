@@ -1,0 +1,229 @@
+//! The patient on the CT table, the robot's fiducial frame beside them and the needle in their tissue: the ground truth
+//! that the virtual scanner images.
+//!
+//! The needle follows the robot: at every scan the twin reads the robot's joint positions, puts the needle guide where the
+//! URDF's forward kinematics and the robot's true placement on the table put it, and advances the needle–tissue model by
+//! the insertion since the last scan (pivoting it first if the guide turned about the entry). Scans are the only moments
+//! anyone looks, and the robot only turns the guide with the insertion held, so syncing at scans loses nothing.
+
+use acus_control::frames::{Ct, Point, RobotBase, Transform};
+use acus_control::kinematics::{JointPositions, PositionerModel};
+use acus_control::registration::{CtVolume, FiducialModel};
+use acus_sim_needle::{GuidePose, NeedleInTissue, TissueModel};
+use acus_sim_scanner::{scan, NeedlePath, PhantomBody, ScanProtocol, Scene, FIDUCIAL_HU, NEEDLE_HU};
+use nalgebra::{Matrix3, Point3, Rotation3, UnitQuaternion, Vector3};
+
+use crate::TwinError;
+
+/// The patient and the robot's placement. SI units, CT (LPS) frame.
+#[derive(Clone, Debug)]
+pub struct PatientConfig {
+    /// Centre of the body phantom (an abdomen: elliptic cylinder along z).
+    pub body_center: Point<Ct>,
+    /// Body length along z.
+    pub body_length: f64,
+    /// Lesion (biopsy target) centre.
+    pub lesion: Point<Ct>,
+    /// Lesion radius.
+    pub lesion_radius: f64,
+    /// Lesion attenuation, HU (soft tissue is 40).
+    pub lesion_hu: f64,
+    /// The needle–tissue pair.
+    pub tissue: TissueModel,
+    /// Where the robot stands: its base in the scanner (ground truth; acus must find it by registration).
+    pub t_ct_robot: Transform<Ct, RobotBase>,
+    /// Needle shaft radius (18 G: 0.635 mm).
+    pub needle_radius: f64,
+}
+
+impl PatientConfig {
+    /// A supine abdomen centred in the scanner with a 16 mm lesion 9 cm under the anterior skin, and the robot's base plate
+    /// on the table rails on the patient's left, its x along the table (CT +z), its y across the patient (CT −x), its z
+    /// up (anterior, CT −y), the plate at table height (the body's posterior surface).
+    pub fn reference() -> Self {
+        let body_center = Point::xyz(0.0, 0.0, 0.0);
+        let rotation = Rotation3::from_matrix_unchecked(Matrix3::from_columns(&[
+            Vector3::new(0.0, 0.0, 1.0),
+            Vector3::new(-1.0, 0.0, 0.0),
+            Vector3::new(0.0, -1.0, 0.0),
+        ]));
+        let t_ct_robot = Transform::from_isometry(nalgebra::Isometry3::from_parts(
+            nalgebra::Translation3::new(0.33, 0.12, 0.0),
+            UnitQuaternion::from_rotation_matrix(&rotation),
+        ));
+        Self {
+            body_center,
+            body_length: 0.3,
+            lesion: Point::xyz(0.02, -0.03, 0.01),
+            lesion_radius: 0.008,
+            lesion_hu: 90.0,
+            tissue: TissueModel::default(),
+            t_ct_robot,
+            needle_radius: 0.635e-3,
+        }
+    }
+
+    /// The body phantom (without lesion: the lesion moves with the tissue and is drawn where the needle model has it).
+    pub fn body(&self) -> PhantomBody {
+        PhantomBody::abdomen(self.body_center, self.body_length)
+    }
+
+    /// The point of the anterior skin above `p` (along CT −y), on the body's outer surface.
+    pub fn skin_above(&self, p: &Point<Ct>) -> Point<Ct> {
+        let body = self.body();
+        let dx = (p.coords.x - body.center.coords.x) / body.semi_x;
+        let dy = body.semi_y * (1.0 - dx * dx).max(0.0).sqrt();
+        Point::xyz(p.coords.x, body.center.coords.y - dy, p.coords.z)
+    }
+}
+
+/// The patient with the needle, as the scanner will see them.
+pub struct Patient {
+    config: PatientConfig,
+    model: PositionerModel,
+    fiducials: FiducialModel,
+    needle: Option<NeedleInTissue>,
+}
+
+impl Patient {
+    /// A patient with no needle in.
+    pub fn new(config: PatientConfig, model: PositionerModel, fiducials: FiducialModel) -> Result<Self, TwinError> {
+        config.tissue.validate().map_err(TwinError::Needle)?;
+        Ok(Self {
+            config,
+            model,
+            fiducials,
+            needle: None,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PatientConfig {
+        &self.config
+    }
+
+    /// Bring the needle to the robot's joint positions `q` (see the module docs). Refuses a guide that moved off the
+    /// entry with the needle in (the model has no answer for dragging a needle sideways through tissue; neither has the
+    /// patient).
+    pub fn sync(&mut self, q: &JointPositions) -> Result<(), TwinError> {
+        let state = self.model.forward(q);
+        let t = &self.config.t_ct_robot;
+        let guide = GuidePose {
+            entry: t.apply(&state.rcm),
+            holder: t.isometry().rotation * state.tip_orientation,
+        };
+        let depth = q.insertion();
+        if depth <= 1e-6 {
+            self.needle = None;
+            return Ok(());
+        }
+        let needle = match self.needle.as_mut() {
+            Some(n) => {
+                if n.guide() != &guide {
+                    n.set_guide(guide).map_err(TwinError::Needle)?;
+                }
+                n
+            }
+            None => self.needle.insert(
+                NeedleInTissue::new(self.config.tissue.clone(), guide, self.config.lesion)
+                    .map_err(TwinError::Needle)?,
+            ),
+        };
+        let increment = depth - needle.depth();
+        if increment > 0.0 {
+            needle.advance(increment).map_err(TwinError::Needle)?;
+        } else if increment < -1e-6 {
+            return Err(TwinError::PartialRetraction {
+                depth_mm: depth * 1e3,
+                was_mm: needle.depth() * 1e3,
+            });
+        }
+        Ok(())
+    }
+
+    /// True needle tip, if the needle is in.
+    pub fn tip(&self) -> Option<Point<Ct>> {
+        self.needle.as_ref().map(|n| n.tip())
+    }
+
+    /// True lesion centre (moved by the needle, if it is in).
+    pub fn lesion(&self) -> Point<Ct> {
+        self.needle.as_ref().map_or(self.config.lesion, |n| n.target())
+    }
+
+    /// The needle model, if the needle is in.
+    pub fn needle(&self) -> Option<&NeedleInTissue> {
+        self.needle.as_ref()
+    }
+
+    /// Everything in the scanner now.
+    pub fn scene(&self) -> Scene {
+        let mut scene = Scene::new();
+        let mut body = self.config.body();
+        body.lesions
+            .push((self.lesion(), self.config.lesion_radius, self.config.lesion_hu));
+        scene.add_body(&body);
+        scene.add_fiducial_frame(&self.fiducials, &self.config.t_ct_robot, FIDUCIAL_HU);
+        if let Some(needle) = &self.needle {
+            let points = needle.shaft_polyline(0.03, 4e-3);
+            scene.add_needle_path(&NeedlePath {
+                points,
+                radius: self.config.needle_radius,
+                hu: NEEDLE_HU,
+            });
+        }
+        scene
+    }
+
+    /// The planning scan: the fiducial frame, the skin over the target and the lesion, at `pixel` mm in-plane and `slice`
+    /// spacing and thickness.
+    pub fn planning_protocol(&self, pixel: f64, slice: f64, noise_hu: f64, seed: u64) -> ScanProtocol {
+        let t = &self.config.t_ct_robot;
+        let mut points: Vec<Point3<f64>> = self.fiducials.points().iter().map(|p| t.apply(p).coords).collect();
+        let lesion = self.config.lesion.coords;
+        let r = Vector3::repeat(self.config.lesion_radius * 2.5);
+        points.extend([
+            lesion - r,
+            lesion + r,
+            self.config.skin_above(&self.config.lesion).coords - r,
+        ]);
+        let margin = Vector3::repeat(0.008);
+        let (lo, hi) = points
+            .iter()
+            .fold((points[0], points[0]), |(l, h), p| (l.inf(p), h.sup(p)));
+        let mut protocol =
+            ScanProtocol::covering(Point::new(lo - margin), Point::new(hi + margin), pixel, slice, slice);
+        protocol.noise_sigma_hu = noise_hu;
+        protocol.seed = seed;
+        protocol
+    }
+
+    /// A check scan: a slab around the needle and the lesion.
+    pub fn check_protocol(&self, pixel: f64, slice: f64, noise_hu: f64, seed: u64) -> ScanProtocol {
+        let lesion = self.lesion().coords;
+        let r = Vector3::repeat(self.config.lesion_radius * 2.5);
+        let mut points = vec![lesion - r, lesion + r];
+        if let Some(needle) = &self.needle {
+            let entry = needle.guide().entry.coords;
+            points.extend([
+                entry,
+                entry - needle.guide().direction().into_inner() * 0.02,
+                needle.tip().coords,
+            ]);
+        }
+        let margin = Vector3::repeat(0.01);
+        let (lo, hi) = points
+            .iter()
+            .fold((points[0], points[0]), |(l, h), p| (l.inf(p), h.sup(p)));
+        let mut protocol =
+            ScanProtocol::covering(Point::new(lo - margin), Point::new(hi + margin), pixel, slice, slice);
+        protocol.noise_sigma_hu = noise_hu;
+        protocol.seed = seed;
+        protocol
+    }
+
+    /// Image the scene.
+    pub fn scan(&self, protocol: &ScanProtocol) -> Result<CtVolume, TwinError> {
+        scan(&self.scene(), protocol).map_err(TwinError::Scanner)
+    }
+}
