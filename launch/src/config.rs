@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use acus_control::frames::{Ct, Point};
+use acus_control::registration::QualityGate;
 use acus_sim_needle::TissueModel;
 use acus_sim_twin::patient::PatientConfig;
 use anyhow::{bail, Context, Result};
@@ -32,6 +33,24 @@ pub struct SimFile {
     pub motion: MotionFile,
     /// Seed of the needle and the image noise.
     pub seed: u64,
+    /// Registration quality gate (defaults: at least 6 fiducials, FRE ≤ 0.5 mm RMS, every residual ≤ 1 mm, predicted
+    /// TRE at the target ≤ 1 mm).
+    #[serde(default)]
+    pub registration_gate: Option<GateFile>,
+}
+
+/// Registration gate section; every field in metres.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateFile {
+    /// Fewest matched fiducials.
+    pub min_fiducials: usize,
+    /// m.
+    pub max_fre_rms: f64,
+    /// m.
+    pub max_fiducial_residual: f64,
+    /// m.
+    pub max_predicted_tre: f64,
 }
 
 /// Patient section.
@@ -113,6 +132,8 @@ pub struct SimConfig {
     pub patient: PatientConfig,
     /// Entry point, CT.
     pub entry: Point<Ct>,
+    /// The registration gate.
+    pub gate: QualityGate,
 }
 
 impl SimConfig {
@@ -146,12 +167,23 @@ impl SimConfig {
             .map_err(|e| anyhow::anyhow!("{}: tissue: {e}", path.display()))?;
         let [ex, ez] = file.patient.entry_xz;
         let entry = patient.skin_above(&Point::xyz(ex, 0.0, ez));
+        let mut gate = QualityGate::default();
+        if let Some(g) = file.registration_gate {
+            gate = QualityGate {
+                min_fiducials: g.min_fiducials,
+                max_fre_rms: g.max_fre_rms,
+                max_fiducial_residual: g.max_fiducial_residual,
+                max_predicted_tre: g.max_predicted_tre,
+                ..gate
+            };
+        }
         Ok(Self {
             drives_path: dir.join(&file.drives),
             file,
             urdf,
             patient,
             entry,
+            gate,
         })
     }
 }

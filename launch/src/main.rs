@@ -29,6 +29,16 @@ enum Command {
         /// Seed of the needle and the image noise (overrides the configuration).
         #[arg(long)]
         seed: Option<u64>,
+        /// Drive the EtherCAT drives on this network interface (e.g. `acus-ecat-emulator` across a veth pair) instead
+        /// of emulating them in this process.
+        #[arg(long)]
+        ecat_iface: Option<String>,
+    },
+    /// Print the `acus-ecat-emulator --params` YAML for the simulation's drives (their configuration and start pose).
+    EmulatorParams {
+        /// Simulation configuration.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml"))]
+        config: PathBuf,
     },
 }
 
@@ -39,11 +49,22 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::EmulatorParams { config } => match emulator_params(&config) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("acus emulator-params: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Sim {
             config,
             out,
             realtime,
             seed,
+            ecat_iface,
         } => {
             let out = out.unwrap_or_else(|| {
                 let t = std::time::SystemTime::now()
@@ -52,11 +73,13 @@ fn main() -> std::process::ExitCode {
                 PathBuf::from(format!("acus-sim-{t}"))
             });
             let started = std::time::Instant::now();
+            let drives = ecat_iface.map_or(acus_launch::system::Drives::InProcess, acus_launch::system::Drives::Nic);
             let options = acus_launch::run::SimOptions {
                 config,
                 out,
                 realtime,
                 seed,
+                drives,
             };
             let progress = move |a: &acus_launch::operator::Answer| {
                 let mark = if a.success { "ok" } else { "REFUSED" };
@@ -79,4 +102,11 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+fn emulator_params(config: &std::path::Path) -> anyhow::Result<String> {
+    let sim = acus_launch::config::SimConfig::load(config)?;
+    let drives = acus_ethercat::config::DrivesConfig::load(&sim.drives_path)?;
+    let params = acus_sim_twin::drives::emulator_params(&drives, &sim.file.start_pose)?;
+    Ok(serde_yaml::to_string(&params)?)
 }

@@ -57,6 +57,7 @@ pub struct Operator {
     diagnostics: futures::channel::mpsc::Receiver<DiagnosticArray>,
     _spinner: acus_nodes::Spinner,
     heartbeat: tokio::task::JoinHandle<()>,
+    estop_held: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Called with each answer as it arrives (progress display).
     pub on_answer: Box<dyn FnMut(&Answer) + Send>,
 }
@@ -103,11 +104,14 @@ impl Operator {
         };
         entry_pub.publish(&point(&entry))?;
         target_pub.publish(&point(&target))?;
+        let estop_held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = std::sync::Arc::clone(&estop_held);
         let heartbeat = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(Duration::from_millis(50));
             loop {
                 ticker.tick().await;
-                if estop.publish(&Bool { data: false }).is_err() {
+                let data = held.load(std::sync::atomic::Ordering::Relaxed);
+                if estop.publish(&Bool { data }).is_err() {
                     return;
                 }
             }
@@ -128,8 +132,19 @@ impl Operator {
             diagnostics: rx,
             _spinner: spinner,
             heartbeat,
+            estop_held,
             on_answer: Box::new(|_| {}),
         })
+    }
+
+    /// Press (true) or release the e-stop: the next heartbeat (≤ 50 ms) carries it.
+    pub fn hold_estop(&self, held: bool) {
+        self.estop_held.store(held, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The e-stop button of this console, to press from elsewhere (another task) while a request is in flight.
+    pub fn estop_button(&self) -> EStopButton {
+        EStopButton(std::sync::Arc::clone(&self.estop_held))
     }
 
     /// Call a Trigger service and log the answer.
@@ -220,6 +235,17 @@ impl Operator {
                 }
             }
         }
+    }
+}
+
+/// The e-stop button of an [`Operator`]'s console.
+#[derive(Clone)]
+pub struct EStopButton(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl EStopButton {
+    /// Press (true) or release; the console's next heartbeat (≤ 50 ms) carries it.
+    pub fn hold(&self, held: bool) {
+        self.0.store(held, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -22,6 +22,8 @@ pub struct SimOptions {
     pub realtime: bool,
     /// Override of the configuration's seed.
     pub seed: Option<u64>,
+    /// Where the drives are.
+    pub drives: system::Drives,
 }
 
 /// What the biopsy achieved.
@@ -45,7 +47,15 @@ pub struct Summary {
 
 /// Run the simulated biopsy; `progress` gets every answer as it arrives.
 pub fn run(options: &SimOptions, progress: impl FnMut(&Answer) + Send + 'static) -> Result<Summary> {
-    let mut config = SimConfig::load(&options.config)?;
+    run_with(SimConfig::load(&options.config)?, options, progress)
+}
+
+/// Run the simulated biopsy with a configuration already loaded (`options.config` is not read).
+pub fn run_with(
+    mut config: SimConfig,
+    options: &SimOptions,
+    progress: impl FnMut(&Answer) + Send + 'static,
+) -> Result<Summary> {
     if let Some(seed) = options.seed {
         config.file.seed = seed;
         config.patient.tissue.seed = seed;
@@ -59,7 +69,7 @@ pub fn run(options: &SimOptions, progress: impl FnMut(&Answer) + Send + 'static)
         Pacing::Simulated
     };
     let booted = Instant::now();
-    let mut sim = system::start(&config, &options.out.join("scans"), pacing)?;
+    let mut sim = system::start(&config, &options.out.join("scans"), pacing, &options.drives)?;
     let mut started = Instant::now();
     let log = runtime.block_on(async {
         let mut operator = Operator::start(&sim.ctx, config.entry, config.patient.lesion).await?;

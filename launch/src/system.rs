@@ -9,9 +9,9 @@ use std::time::Duration;
 use acus_control::kinematics::{JointPositions, PositionerModel};
 use acus_control::planning::{Planner, PlanningParams};
 use acus_control::procedure::ProcedureConfig;
-use acus_control::registration::{FiducialModel, GatedRegistration, QualityGate, RegistrationError};
+use acus_control::registration::{FiducialModel, GatedRegistration, RegistrationError};
 use acus_ethercat::config::DrivesConfig;
-use acus_ethercat::ethercrab_bus::BusTiming;
+use acus_ethercat::ethercrab_bus::{pdu_storage, spawn_nic_task, BusTiming, EthercrabBus};
 use acus_ethercat::runner::{Controller, Pacing};
 use acus_nodes::motion::Motion;
 use acus_nodes::procedure::{self, ProcedureSettings};
@@ -40,11 +40,28 @@ pub struct SimSystem {
     /// The latest registration outcome.
     pub registration: watch::Receiver<Option<Result<GatedRegistration, RegistrationError>>>,
     nodes: Vec<RunningNode>,
-    _link: acus_sim_ecat::inproc::InProcessLink,
+    _link: Link,
+}
+
+/// What carries the frames; held only to keep it alive (dropping it stops the frames).
+#[allow(dead_code)]
+enum Link {
+    InProcess(acus_sim_ecat::inproc::InProcessLink),
+    Nic(std::thread::JoinHandle<()>),
+}
+
+/// Where the EtherCAT drives are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Drives {
+    /// Emulated in this process, wired to the master through ethercrab's PduTx/PduRx (no root, no NIC).
+    InProcess,
+    /// On the network interface named: real drives, or the emulator in another process (`acus-ecat-emulator`, e.g.
+    /// across a veth pair) started with the parameters of `acus emulator-params`.
+    Nic(String),
 }
 
 /// Start everything; must be called inside a tokio runtime (nodes spawn their tasks). `out` receives the scans.
-pub fn start(config: &SimConfig, out: &Path, pacing: Pacing) -> Result<SimSystem> {
+pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives) -> Result<SimSystem> {
     let model = PositionerModel::from_urdf_str(&config.urdf).context("robot URDF")?;
     let fiducials = FiducialModel::from_urdf_str(&config.urdf).context("fiducial frame in the URDF")?;
     let drives = DrivesConfig::load(&config.drives_path).context("drive configuration")?;
@@ -56,9 +73,21 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing) -> Result<SimSystem
         pdu_timeout: Duration::from_millis(50),
         cycle: period,
     };
-    let twin =
-        acus_sim_twin::drives::in_process(&drives, &config.file.start_pose, timing).context("EtherCAT bring-up")?;
-    let controller = Controller::spawn_paced(twin.bus, &drives.axes, period, pacing).context("EtherCAT cycle")?;
+    let (bus, link) = match drives_at {
+        Drives::InProcess => {
+            let twin = acus_sim_twin::drives::in_process(&drives, &config.file.start_pose, timing)
+                .context("EtherCAT bring-up (in-process drives)")?;
+            (twin.bus, Link::InProcess(twin.link))
+        }
+        Drives::Nic(iface) => {
+            let (tx, rx, pdu_loop) = pdu_storage().context("EtherCAT frame storage")?;
+            let task = spawn_nic_task(iface, tx, rx).with_context(|| format!("EtherCAT on {iface}"))?;
+            let bus = EthercrabBus::bring_up(pdu_loop, &drives.axes, timing)
+                .with_context(|| format!("EtherCAT bring-up on {iface}"))?;
+            (bus, Link::Nic(task))
+        }
+    };
+    let controller = Controller::spawn_paced(bus, &drives.axes, period, pacing).context("EtherCAT cycle")?;
     let motion = Motion::start(controller, period)?;
 
     let patient = Patient::new(config.patient.clone(), model.clone(), fiducials.clone())?;
@@ -78,12 +107,12 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing) -> Result<SimSystem
         &ctx,
         RobotStateConfig {
             urdf: config.urdf.clone(),
-            rate: Duration::from_millis(10),
+            rate: Duration::from_millis(5),
         },
         joints,
     )?;
 
-    let gate = QualityGate::default();
+    let gate = config.gate.clone();
     let (outcomes_tx, outcomes) = watch::channel(None);
     let registration = registration::start(
         &ctx,
@@ -136,7 +165,7 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing) -> Result<SimSystem
         scanner,
         registration: outcomes,
         nodes,
-        _link: twin.link,
+        _link: link,
     })
 }
 

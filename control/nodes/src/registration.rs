@@ -168,6 +168,7 @@ pub fn start(
             let model = config.model.clone();
             let gate = config.gate.clone();
             // Import and detection take tens of milliseconds to seconds: off the async workers.
+            let named = dir.as_ref().map(|d| format!(" ({})", d.display())).unwrap_or_default();
             let outcome = tokio::task::spawn_blocking(move || {
                 let dir = dir.ok_or(RegisterError::NoSeries)?;
                 register_series(&dir, &model, &gate, &gate_targets).map(|g| (g, dir, gate_targets))
@@ -200,7 +201,7 @@ pub fn start(
                     }
                     Trigger::Response {
                         success: false,
-                        message: error.to_string(),
+                        message: format!("{error}{named}"),
                     }
                 }
                 Err(join) => Trigger::Response {

@@ -17,6 +17,7 @@ pub mod network;
 pub mod od;
 pub mod raw;
 pub mod sii;
+pub mod veth;
 
 pub use drive::DriveParams;
 pub use network::{Faults, Network};

@@ -20,6 +20,23 @@ pub fn drive_params(axis: &AxisConfig, initial: f64) -> DriveParams {
     }
 }
 
+/// The emulator's parameters for `config`'s drives starting at `initial`, e.g. for an `acus-ecat-emulator --params`
+/// file when the drives run in another process (over veth).
+pub fn emulator_params(config: &DrivesConfig, initial: &[f64]) -> Result<Vec<DriveParams>, TwinError> {
+    if initial.len() != config.axes.len() {
+        return Err(TwinError::InitialPositions {
+            got: initial.len(),
+            axes: config.axes.len(),
+        });
+    }
+    Ok(config
+        .axes
+        .iter()
+        .zip(initial)
+        .map(|(a, q)| drive_params(a, *q))
+        .collect())
+}
+
 /// A line of emulated drives answering an ethercrab master in this process.
 pub struct InProcessDrives {
     /// The link thread and the emulated line (lock it briefly to inject faults or read the true positions).

@@ -1,0 +1,252 @@
+//! Guards of the simulated procedure, through the ROS interface: an unreachable target, a registration the gate refuses,
+//! the enable released and the e-stop pressed mid-insertion. Each stops in a safe state with a clear message, and the
+//! robot does not move afterwards (checked on the drive clock) until the operator asks again.
+
+use std::time::Duration;
+
+use acus_control::frames::Point;
+use acus_control::kinematics::JointPositions;
+use acus_ethercat::runner::Pacing;
+use acus_launch::config::SimConfig;
+use acus_launch::operator::{Answer, BiopsyLog, Operator};
+use acus_launch::system::{self, Drives, SimSystem};
+use acus_nodes::testing::isolated;
+
+fn config() -> SimConfig {
+    let mut c = SimConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml").as_ref()).unwrap();
+    // Slow insertion (1 mm/s): a step lasts long enough on the drive clock to be interrupted midway.
+    c.file.motion.insertion_speed = 0.02;
+    c
+}
+
+/// Run `body` against a started system and operator.
+fn with_system(config: SimConfig, body: impl AsyncFnOnce(&SimSystem, &mut Operator, &mut BiopsyLog)) {
+    let out = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let sim = system::start(&config, out.path(), Pacing::Simulated, &Drives::InProcess).unwrap();
+    rt.block_on(async {
+        let mut operator = Operator::start(&sim.ctx, config.entry, config.patient.lesion)
+            .await
+            .unwrap();
+        operator.on_answer = Box::new(|a: &Answer| println!("{} {}: {}", a.service, a.success, a.message));
+        let mut log = BiopsyLog::default();
+        body(&sim, &mut operator, &mut log).await;
+    });
+}
+
+/// Planning scan and registration (retrying until the registration node has heard of the scan).
+async fn scan_and_register(op: &mut Operator, log: &mut BiopsyLog) -> Answer {
+    let scan = op.call("/procedure/scan", log).await.unwrap();
+    assert!(scan.success, "{}", scan.message);
+    let series = scan
+        .message
+        .split("planning scan written to ")
+        .nth(1)
+        .unwrap()
+        .split(" → ")
+        .next()
+        .unwrap()
+        .to_owned();
+    for _ in 0..200 {
+        let answer = op.call("/registration/register", log).await.unwrap();
+        if answer.message.contains(&series) {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the registration never saw {series}");
+}
+
+fn op_entry() -> Point<acus_control::frames::Ct> {
+    config().entry
+}
+
+fn actual(sim: &SimSystem) -> JointPositions {
+    sim.motion.status().borrow().actual
+}
+
+/// No joint moves by more than an encoder count's worth over `cycles` of the drive clock.
+async fn still_for(sim: &SimSystem, cycles: u64) -> JointPositions {
+    let before = actual(sim);
+    let mut status = sim.motion.status();
+    let start = status.borrow().cycle;
+    let after = status.wait_for(|s| s.cycle > start + cycles).await.unwrap().actual;
+    for i in 0..6 {
+        assert!(
+            (after.0[i] - before.0[i]).abs() < 1e-5,
+            "joint {i} moved: {} → {}",
+            before.0[i],
+            after.0[i]
+        );
+    }
+    after
+}
+
+/// Until the insertion joint passes `depth` (m) during a step in flight.
+async fn inserted_past(sim: &SimSystem, depth: f64) {
+    let mut status = sim.motion.status();
+    status.wait_for(|s| s.actual.insertion() > depth).await.unwrap();
+}
+
+#[test]
+fn unreachable_target_is_refused_with_the_joint_and_nothing_moves() {
+    isolated(|| {
+        let mut c = config();
+        // A lesion 13 cm to the side: the y stage (±100 mm) cannot bring the needle guide over it.
+        c.patient.lesion = Point::xyz(-0.12, -0.03, 0.01);
+        c.entry = c.patient.skin_above(&c.patient.lesion);
+        with_system(c, async |sim, op, log| {
+            assert!(scan_and_register(op, log).await.success);
+            assert!(op.set_enable(true, log).await.unwrap().success);
+            let start = actual(sim);
+            let plan = op.call("/plan", log).await.unwrap();
+            assert!(!plan.success);
+            assert!(
+                plan.message.contains("unreachable") && plan.message.contains("_joint"),
+                "{}",
+                plan.message
+            );
+            let align = op.call("/align", log).await.unwrap();
+            assert!(
+                !align.success && align.message.starts_with("cannot align"),
+                "{}",
+                align.message
+            );
+            let after = still_for(sim, 2_000).await;
+            assert_eq!(after, start);
+        });
+    });
+}
+
+#[test]
+fn a_refused_registration_blocks_planning_and_motion() {
+    isolated(|| {
+        let mut c = config();
+        c.gate.max_fre_rms = 0.01e-3; // stricter than any real scan: the gate must refuse
+        with_system(c, async |sim, op, log| {
+            let registered = scan_and_register(op, log).await;
+            assert!(!registered.success);
+            assert!(
+                registered.message.contains("FRE") && registered.message.contains("exceeds"),
+                "{}",
+                registered.message
+            );
+            assert!(op.set_enable(true, log).await.unwrap().success);
+            let start = actual(sim);
+            let plan = op.call("/plan", log).await.unwrap();
+            assert!(!plan.success && plan.message.contains("regist"), "{}", plan.message);
+            let align = op.call("/align", log).await.unwrap();
+            assert!(!align.success, "{}", align.message);
+            assert_eq!(still_for(sim, 2_000).await, start);
+        });
+    });
+}
+
+/// Scan, register, enable, plan and align.
+async fn ready_to_insert(op: &mut Operator, log: &mut BiopsyLog) {
+    assert!(scan_and_register(op, log).await.success);
+    assert!(op.set_enable(true, log).await.unwrap().success);
+    assert!(op.call("/plan", log).await.unwrap().success);
+    assert!(op.call("/align", log).await.unwrap().success);
+}
+
+/// Start the first insertion step; returns the step's answer once `interrupt` has run midway.
+async fn interrupt_first_step(
+    sim: &SimSystem,
+    op: &mut Operator,
+    log: &mut BiopsyLog,
+    interrupt: impl AsyncFnOnce(),
+) -> Answer {
+    // The step runs in the operator's request; `interrupt` acts once the needle is 5 mm in.
+    let step = op.call("/insert_step", log);
+    let stop = async {
+        inserted_past(sim, 0.005).await;
+        interrupt().await;
+    };
+    let (answer, ()) = tokio::join!(step, stop);
+    answer.unwrap()
+}
+
+#[test]
+fn releasing_the_enable_mid_insertion_holds_and_waits_for_the_operator() {
+    isolated(|| {
+        with_system(config(), async |sim, op, log| {
+            ready_to_insert(op, log).await;
+            // A second console (same e-stop state: released) releases the enable while the first waits on its step.
+            let mut second = Operator::start(&sim.ctx, op_entry(), op_entry()).await.unwrap();
+            let answer = interrupt_first_step(sim, op, log, async || {
+                assert!(
+                    second
+                        .set_enable(false, &mut BiopsyLog::default())
+                        .await
+                        .unwrap()
+                        .success
+                );
+            })
+            .await;
+            assert!(
+                !answer.success && answer.message.contains("enable (deadman) released"),
+                "{}",
+                answer.message
+            );
+            let held = still_for(sim, 3_000).await;
+            assert!(
+                held.insertion() < 0.029,
+                "stopped short of the 30 mm step, at {:.1} mm",
+                held.insertion() * 1e3
+            );
+            // Enabling again moves nothing by itself; the operator's request resumes the step from where it stopped.
+            assert!(op.set_enable(true, log).await.unwrap().success);
+            assert_eq!(still_for(sim, 2_000).await, held);
+            let resumed = op.call("/insert_step", log).await.unwrap();
+            assert!(resumed.success, "{}", resumed.message);
+            assert!((actual(sim).insertion() - 0.030).abs() < 1e-4);
+        });
+    });
+}
+
+#[test]
+fn estop_mid_insertion_quick_stops_latches_and_needs_release_and_reset() {
+    isolated(|| {
+        with_system(config(), async |sim, op, log| {
+            ready_to_insert(op, log).await;
+            let button = op.estop_button();
+            let answer = interrupt_first_step(sim, op, log, async || button.hold(true)).await;
+            assert!(
+                !answer.success && answer.message.contains("e-stop"),
+                "{}",
+                answer.message
+            );
+            let mut status = sim.motion.status();
+            let stopped = status.wait_for(|s| s.fault.is_some()).await.unwrap().clone();
+            assert_eq!(stopped.fault, Some(acus_ethercat::cycle::Fault::EmergencyStop));
+            let held = still_for(sim, 3_000).await;
+            assert!(held.insertion() < 0.029, "stopped at {:.1} mm", held.insertion() * 1e3);
+            // Still held: a reset is refused, and so is the step.
+            let reset = op.call("/reset_fault", log).await.unwrap();
+            assert!(!reset.success, "{}", reset.message);
+            let step = op.call("/insert_step", log).await.unwrap();
+            assert!(!step.success, "{}", step.message);
+            assert_eq!(still_for(sim, 2_000).await, held);
+            // Released and reset: the drives come back disabled and nothing moves until enabled and asked again; then the
+            // step resumes from where the needle stopped.
+            op.hold_estop(false);
+            let mut released = false;
+            for _ in 0..100 {
+                let reset = op.call("/reset_fault", log).await.unwrap();
+                if reset.success {
+                    released = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await; // the release travels with the next heartbeat
+            }
+            assert!(released, "reset after release");
+            assert!(op.set_enable(true, log).await.unwrap().success);
+            assert_eq!(still_for(sim, 2_000).await, held);
+            let resumed = op.call("/insert_step", log).await.unwrap();
+            assert!(resumed.success, "{}", resumed.message);
+            assert!((actual(sim).insertion() - 0.030).abs() < 1e-4);
+        });
+    });
+}

@@ -1,0 +1,57 @@
+//! System test: the simulated biopsy with the EtherCAT drives in a separate process — the emulator on one end of a veth
+//! pair in its own network namespace, `acus sim` (master, nodes, scanner) in another — so every process-data frame is a
+//! real Ethernet frame. Needs root (CI runs as root); `ACUS_SKIP_NETNS_TESTS=1` skips it.
+
+use std::process::Command;
+
+use acus_sim_ecat::veth::{emulator_child_main, skip, Emulator, Veth};
+
+/// Entry point of the emulator child (the test binary re-executed in the SubDevice namespace); a no-op otherwise.
+#[test]
+fn emulator_child() {
+    emulator_child_main();
+}
+
+#[test]
+fn biopsy_over_veth_with_the_emulator_in_another_process() {
+    if skip() {
+        return;
+    }
+    let acus = env!("CARGO_BIN_EXE_acus");
+    let params = Command::new(acus).arg("emulator-params").output().unwrap();
+    assert!(params.status.success(), "{}", String::from_utf8_lossy(&params.stderr));
+    let veth = Veth::new();
+    // DDS between the nodes runs on the master namespace's loopback.
+    assert!(Command::new("ip")
+        .args(["-n", &veth.ns_master, "link", "set", "lo", "up"])
+        .status()
+        .unwrap()
+        .success());
+    let emulator = Emulator::spawn(&veth, &String::from_utf8(params.stdout).unwrap(), "emulator_child");
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &veth.ns_master,
+            acus,
+            "sim",
+            "--ecat-iface",
+            &veth.if_master,
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "acus sim over veth failed");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("final tip-to-target error:"))
+        .expect("a summary");
+    let mm: f64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(mm <= 1.5, "{line}");
+    // The drives really were the other process: it is still serving after the biopsy.
+    assert!(std::path::Path::new(&format!("/proc/{}", emulator.pid())).exists());
+}
