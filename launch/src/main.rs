@@ -29,6 +29,10 @@ enum Command {
         /// Seed of the needle and the image noise (overrides the configuration).
         #[arg(long)]
         seed: Option<u64>,
+        /// Start the system and serve its ROS 2 interface until interrupted, without running the biopsy: drive it
+        /// yourself (`ros2 service call /procedure/scan std_srvs/srv/Trigger`, …, or 3D Slicer).
+        #[arg(long)]
+        serve: bool,
         /// Drive the EtherCAT drives on this network interface (e.g. `acus-ecat-emulator` across a veth pair) instead
         /// of emulating them in this process.
         #[arg(long)]
@@ -59,13 +63,7 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Command::Sim {
-            config,
-            out,
-            realtime,
-            seed,
-            ecat_iface,
-        } => {
+        Command::Sim { config, out, realtime, seed, ecat_iface, serve } => {
             let out = out.unwrap_or_else(|| {
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -74,13 +72,16 @@ fn main() -> std::process::ExitCode {
             });
             let started = std::time::Instant::now();
             let drives = ecat_iface.map_or(acus_launch::system::Drives::InProcess, acus_launch::system::Drives::Nic);
-            let options = acus_launch::run::SimOptions {
-                config,
-                out,
-                realtime,
-                seed,
-                drives,
-            };
+            let options = acus_launch::run::SimOptions { config, out, realtime, seed, drives };
+            if serve {
+                return match acus_launch::run::serve(&options) {
+                    Ok(()) => std::process::ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("acus sim --serve: {e:#}");
+                        std::process::ExitCode::FAILURE
+                    }
+                };
+            }
             let progress = move |a: &acus_launch::operator::Answer| {
                 let mark = if a.success { "ok" } else { "REFUSED" };
                 println!(

@@ -50,6 +50,31 @@ pub fn run(options: &SimOptions, progress: impl FnMut(&Answer) + Send + 'static)
     run_with(SimConfig::load(&options.config)?, options, progress)
 }
 
+/// Start the simulated system and serve its ROS 2 interface until Ctrl-C (or SIGTERM from a launch system).
+pub fn serve(options: &SimOptions) -> Result<()> {
+    let mut config = SimConfig::load(&options.config)?;
+    if let Some(seed) = options.seed {
+        config.file.seed = seed;
+        config.patient.tissue.seed = seed;
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let _guard = runtime.enter();
+    let pacing = if options.realtime { Pacing::RealTime } else { Pacing::Simulated };
+    let _sim = system::start(&config, &options.out.join("scans"), pacing, &options.drives)?;
+    println!(
+        "acus sim: serving (entry and target from {}; e-stop counts as pressed until /estop says otherwise); Ctrl-C stops",
+        options.config.display()
+    );
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    Ok(())
+}
+
 /// Run the simulated biopsy with a configuration already loaded (`options.config` is not read).
 pub fn run_with(
     mut config: SimConfig,

@@ -45,7 +45,7 @@ pub struct SimScanner {
     /// Every scan taken.
     pub records: Arc<Mutex<Vec<ScanRecord>>>,
     announce: Arc<Mutex<r2r::Publisher<StringMsg>>>,
-    _spinner: Spinner,
+    _spinner: Mutex<Spinner>,
 }
 
 impl SimScanner {
@@ -61,7 +61,7 @@ impl SimScanner {
         let mut node = r2r::Node::create(ctx.clone(), "ct_scanner", "")?;
         let announce =
             node.create_publisher::<StringMsg>("/scan/series", QosProfile::default().transient_local().keep_last(1))?;
-        let spinner = Spinner::start(node)?;
+        let spinner = Spinner::keep(node);
         Ok(Self {
             patient,
             joints,
@@ -73,7 +73,7 @@ impl SimScanner {
             scanner_ms: Arc::new(AtomicU64::new(0)),
             records: Arc::new(Mutex::new(Vec::new())),
             announce: Arc::new(Mutex::new(announce)),
-            _spinner: spinner,
+            _spinner: Mutex::new(spinner),
         })
     }
 }
@@ -101,9 +101,17 @@ impl ScanSource for SimScanner {
                     ScanPurpose::Planning => patient.planning_protocol(f.pixel, f.slice, f.noise_hu, seed),
                     ScanPurpose::Check { .. } => patient.check_protocol(f.pixel, f.slice, f.noise_hu, seed),
                 };
+                let t0 = std::time::Instant::now();
                 let volume = patient.scan(&protocol).map_err(|e| e.to_string())?;
+                let t1 = std::time::Instant::now();
                 std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
                 write_series(&volume, &dir, &SeriesInfo::new(&name, seed)).map_err(|e| e.to_string())?;
+                tracing::info!(
+                    render_s = (t1 - t0).as_secs_f64(),
+                    write_s = t1.elapsed().as_secs_f64(),
+                    voxels = protocol.columns * protocol.rows * protocol.slices,
+                    "scan {name}"
+                );
                 let record = ScanRecord {
                     purpose,
                     dir: dir.clone(),

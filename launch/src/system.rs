@@ -149,6 +149,7 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
         insertion_speed: config.file.motion.insertion_speed,
         curvature_prior: config.patient.tissue.curvature,
         done_within: 1.0e-3,
+        min_correction_depth: 0.015,
         lesion: Some((
             config.patient.lesion_radius,
             config.patient.lesion_hu - acus_sim_scanner::SOFT_TISSUE_HU,

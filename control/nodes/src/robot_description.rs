@@ -53,7 +53,7 @@ pub fn start(
     description
         .publish(&StringMsg { data: config.urdf })
         .ros("publish /robot_description")?;
-    let spinner = Spinner::start(node)?;
+    let spinner = Spinner::keep(node);
     let task = tokio::spawn(publish_joint_states(joint_states, joint_positions, config.rate));
     Ok(RunningNode::new(spinner, vec![task]))
 }

@@ -13,6 +13,8 @@ use crate::NodeError;
 pub struct Spinner {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// A node with publishers only, kept alive without a thread.
+    _kept: Option<r2r::Node>,
 }
 
 /// How long one `spin_once` waits for work: bounds the latency of shutdown, not of message delivery (which wakes it).
@@ -31,10 +33,13 @@ impl Spinner {
                 }
             })
             .map_err(NodeError::Thread)?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
+        Ok(Self { stop, thread: Some(thread), _kept: None })
+    }
+
+    /// Keep a node that only publishes: publishing needs no spinning, and spinning a node with nothing to wait on would
+    /// not block (rcl returns "wait set is empty" at once) and burn a core.
+    pub fn keep(node: r2r::Node) -> Self {
+        Self { stop: Arc::new(AtomicBool::new(true)), thread: None, _kept: Some(node) }
     }
 }
 

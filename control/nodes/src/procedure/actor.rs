@@ -210,6 +210,7 @@ impl Actor {
             steps: self.performed.clone(),
             curvature_prior: self.s.curvature_prior,
             done_within: self.s.done_within,
+            min_correction_depth: self.s.min_correction_depth,
         };
         let scan = self.scanner.acquire(ScanPurpose::Check { step });
         Some(Box::pin(async move {

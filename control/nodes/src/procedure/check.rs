@@ -73,6 +73,8 @@ pub struct CheckInput {
     pub curvature_prior: f64,
     /// Stop correcting when the tip is this close to the target, m.
     pub done_within: f64,
+    /// Below this remaining depth (m) the needle is not re-aimed, only advanced along its own axis.
+    pub min_correction_depth: f64,
 }
 
 /// Read the series in `dir`, find the needle near the axis the robot holds it on, and plan the correction.
@@ -134,13 +136,31 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, String> {
         curvature_prior: input.curvature_prior,
         tip_sigma: seen.tip_sigma.max(0.1e-3),
     });
+    let entry_robot = input.t_robot_ct.apply(&input.entry_ct);
+    let insertion = input.q.insertion();
     match correction {
+        // Close to the target a re-aim would have to pivot the whole inserted needle by a large angle for a small
+        // lateral gain (and sweep the tissue with it): finish straight along the needle instead, to the target's depth.
+        Ok(c) if c.remaining_depth < input.min_correction_depth => {
+            let along = (target_ct.coords - seen.tip.coords).dot(&seen.direction);
+            if along <= 0.2e-3 {
+                result.no_correction = Some(format!("tip at the target's depth ({:.2} mm along the needle)", along * 1e3));
+                return Ok(result);
+            }
+            let straight = input.planner.replan_from_direction(entry_robot, *state.direction, insertion + along, insertion);
+            match straight {
+                Ok(replan) => {
+                    result.next_expected_tip = Some(Point::new(seen.tip.coords + seen.direction.into_inner() * along));
+                    result.replan = Some(replan);
+                    result.no_correction = Some(format!("{:.1} mm to go: finishing straight along the needle", along * 1e3));
+                }
+                Err(e) => result.no_correction = Some(format!("re-plan refused: {e}")),
+            }
+        }
         Ok(c) => {
             result.pivot_angle = c.pivot_angle;
             result.curvature = c.curvature;
             let direction_robot = input.t_robot_ct.apply_vector(&c.guide_direction.into_inner());
-            let entry_robot = input.t_robot_ct.apply(&input.entry_ct);
-            let insertion = input.q.insertion();
             match input.planner.replan_from_direction(
                 entry_robot,
                 direction_robot,

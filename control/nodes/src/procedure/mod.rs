@@ -73,6 +73,9 @@ pub struct ProcedureSettings {
     pub curvature_prior: f64,
     /// No correction when the tip is this close to the target, m.
     pub done_within: f64,
+    /// Below this remaining depth (m) the needle is not re-aimed (a pivot would sweep the inserted needle through the
+    /// tissue for little lateral gain), only advanced along its own axis to the target's depth.
+    pub min_correction_depth: f64,
     /// The lesion to find again on each check scan: radius (m) and contrast to the surrounding tissue (HU), as read off
     /// the planning scan; none to keep aiming at the planned target.
     pub lesion: Option<(f64, f64)>,
