@@ -63,7 +63,14 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Command::Sim { config, out, realtime, seed, ecat_iface, serve } => {
+        Command::Sim {
+            config,
+            out,
+            realtime,
+            seed,
+            ecat_iface,
+            serve,
+        } => {
             let out = out.unwrap_or_else(|| {
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -72,7 +79,13 @@ fn main() -> std::process::ExitCode {
             });
             let started = std::time::Instant::now();
             let drives = ecat_iface.map_or(acus_launch::system::Drives::InProcess, acus_launch::system::Drives::Nic);
-            let options = acus_launch::run::SimOptions { config, out, realtime, seed, drives };
+            let options = acus_launch::run::SimOptions {
+                config,
+                out,
+                realtime,
+                seed,
+                drives,
+            };
             if serve {
                 return match acus_launch::run::serve(&options) {
                     Ok(()) => std::process::ExitCode::SUCCESS,

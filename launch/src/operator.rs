@@ -47,6 +47,9 @@ const SERVICES: [&str; 8] = [
     "/reset_fault",
 ];
 
+/// Longest a request may take (a step with its check scan takes seconds; a real-time run a minute or two).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(900);
+
 /// Steps beyond which the operator gives up (a plan has at most `depth / step` steps plus corrections).
 const MAX_STEPS: usize = 20;
 
@@ -153,9 +156,9 @@ impl Operator {
             .clients
             .get(service)
             .ok_or_else(|| anyhow!("no client for {service}"))?;
-        let response = client
-            .request(&Trigger::Request {})?
+        let response = tokio::time::timeout(ANSWER_TIMEOUT, client.request(&Trigger::Request {})?)
             .await
+            .map_err(|_| anyhow!("{service} did not answer within {} s", ANSWER_TIMEOUT.as_secs()))?
             .with_context(|| format!("calling {service}"))?;
         let answer = Answer {
             service: service.into(),
@@ -169,10 +172,9 @@ impl Operator {
 
     /// Hold (true) or release the enable.
     pub async fn set_enable(&mut self, held: bool, log: &mut BiopsyLog) -> Result<Answer> {
-        let response = self
-            .enable
-            .request(&SetBool::Request { data: held })?
+        let response = tokio::time::timeout(ANSWER_TIMEOUT, self.enable.request(&SetBool::Request { data: held })?)
             .await
+            .map_err(|_| anyhow!("/enable did not answer within {} s", ANSWER_TIMEOUT.as_secs()))?
             .context("calling /enable")?;
         let answer = Answer {
             service: "/enable".into(),

@@ -59,7 +59,11 @@ pub fn serve(options: &SimOptions) -> Result<()> {
     }
     let runtime = tokio::runtime::Runtime::new()?;
     let _guard = runtime.enter();
-    let pacing = if options.realtime { Pacing::RealTime } else { Pacing::Simulated };
+    let pacing = if options.realtime {
+        Pacing::RealTime
+    } else {
+        Pacing::Simulated
+    };
     let _sim = system::start(&config, &options.out.join("scans"), pacing, &options.drives)?;
     println!(
         "acus sim: serving (entry and target from {}; e-stop counts as pressed until /estop says otherwise); Ctrl-C stops",

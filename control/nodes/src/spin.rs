@@ -33,13 +33,21 @@ impl Spinner {
                 }
             })
             .map_err(NodeError::Thread)?;
-        Ok(Self { stop, thread: Some(thread), _kept: None })
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            _kept: None,
+        })
     }
 
     /// Keep a node that only publishes: publishing needs no spinning, and spinning a node with nothing to wait on would
     /// not block (rcl returns "wait set is empty" at once) and burn a core.
     pub fn keep(node: r2r::Node) -> Self {
-        Self { stop: Arc::new(AtomicBool::new(true)), thread: None, _kept: Some(node) }
+        Self {
+            stop: Arc::new(AtomicBool::new(true)),
+            thread: None,
+            _kept: Some(node),
+        }
     }
 }
 

@@ -175,33 +175,25 @@ impl Patient {
         scene
     }
 
-    /// The planning scan: the fiducial frame, the skin over the target and the lesion, at `pixel` mm in-plane and `slice`
-    /// spacing and thickness.
+    /// The planning scan: the fiducial frame, the skin over the target and the lesion, at `pixel` in-plane and `slice`
+    /// spacing and thickness (metres).
     pub fn planning_protocol(&self, pixel: f64, slice: f64, noise_hu: f64, seed: u64) -> ScanProtocol {
         let t = &self.config.t_ct_robot;
         let mut points: Vec<Point3<f64>> = self.fiducials.points().iter().map(|p| t.apply(p).coords).collect();
-        let lesion = self.config.lesion.coords;
         let r = Vector3::repeat(self.config.lesion_radius * 2.5);
+        let lesion = self.config.lesion.coords;
         points.extend([
             lesion - r,
             lesion + r,
             self.config.skin_above(&self.config.lesion).coords - r,
         ]);
-        let margin = Vector3::repeat(0.008);
-        let (lo, hi) = points
-            .iter()
-            .fold((points[0], points[0]), |(l, h), p| (l.inf(p), h.sup(p)));
-        let mut protocol =
-            ScanProtocol::covering(Point::new(lo - margin), Point::new(hi + margin), pixel, slice, slice);
-        protocol.noise_sigma_hu = noise_hu;
-        protocol.seed = seed;
-        protocol
+        covering(&points, 0.008, pixel, slice, noise_hu, seed)
     }
 
     /// A check scan: a slab around the needle and the lesion.
     pub fn check_protocol(&self, pixel: f64, slice: f64, noise_hu: f64, seed: u64) -> ScanProtocol {
-        let lesion = self.lesion().coords;
         let r = Vector3::repeat(self.config.lesion_radius * 2.5);
+        let lesion = self.lesion().coords;
         let mut points = vec![lesion - r, lesion + r];
         if let Some(needle) = &self.needle {
             let entry = needle.guide().entry.coords;
@@ -211,19 +203,22 @@ impl Patient {
                 needle.tip().coords,
             ]);
         }
-        let margin = Vector3::repeat(0.01);
-        let (lo, hi) = points
-            .iter()
-            .fold((points[0], points[0]), |(l, h), p| (l.inf(p), h.sup(p)));
-        let mut protocol =
-            ScanProtocol::covering(Point::new(lo - margin), Point::new(hi + margin), pixel, slice, slice);
-        protocol.noise_sigma_hu = noise_hu;
-        protocol.seed = seed;
-        protocol
+        covering(&points, 0.01, pixel, slice, noise_hu, seed)
     }
 
     /// Image the scene.
     pub fn scan(&self, protocol: &ScanProtocol) -> Result<CtVolume, TwinError> {
         scan(&self.scene(), protocol).map_err(TwinError::Scanner)
     }
+}
+
+/// An axial protocol over the bounding box of `points` plus `margin` (metres).
+fn covering(points: &[Point3<f64>], margin: f64, pixel: f64, slice: f64, noise_hu: f64, seed: u64) -> ScanProtocol {
+    let first = points.first().copied().unwrap_or_else(Point3::origin);
+    let (lo, hi) = points.iter().fold((first, first), |(l, h), p| (l.inf(p), h.sup(p)));
+    let m = Vector3::repeat(margin);
+    let mut protocol = ScanProtocol::covering(Point::new(lo - m), Point::new(hi + m), pixel, slice, slice);
+    protocol.noise_sigma_hu = noise_hu;
+    protocol.seed = seed;
+    protocol
 }

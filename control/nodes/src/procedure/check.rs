@@ -144,15 +144,24 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, String> {
         Ok(c) if c.remaining_depth < input.min_correction_depth => {
             let along = (target_ct.coords - seen.tip.coords).dot(&seen.direction);
             if along <= 0.2e-3 {
-                result.no_correction = Some(format!("tip at the target's depth ({:.2} mm along the needle)", along * 1e3));
+                result.no_correction = Some(format!(
+                    "tip at the target's depth ({:.2} mm along the needle)",
+                    along * 1e3
+                ));
                 return Ok(result);
             }
-            let straight = input.planner.replan_from_direction(entry_robot, *state.direction, insertion + along, insertion);
+            let straight =
+                input
+                    .planner
+                    .replan_from_direction(entry_robot, *state.direction, insertion + along, insertion);
             match straight {
                 Ok(replan) => {
                     result.next_expected_tip = Some(Point::new(seen.tip.coords + seen.direction.into_inner() * along));
                     result.replan = Some(replan);
-                    result.no_correction = Some(format!("{:.1} mm to go: finishing straight along the needle", along * 1e3));
+                    result.no_correction = Some(format!(
+                        "{:.1} mm to go: finishing straight along the needle",
+                        along * 1e3
+                    ));
                 }
                 Err(e) => result.no_correction = Some(format!("re-plan refused: {e}")),
             }
