@@ -60,7 +60,7 @@ pub struct Operator {
     diagnostics: futures::channel::mpsc::Receiver<DiagnosticArray>,
     _spinner: acus_nodes::Spinner,
     heartbeat: tokio::task::JoinHandle<()>,
-    estop_held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    estop_held: std::sync::Arc<std::sync::atomic::AtomicU8>,
     /// Called with each answer as it arrives (progress display).
     pub on_answer: Box<dyn FnMut(&Answer) + Send>,
 }
@@ -107,14 +107,17 @@ impl Operator {
         };
         entry_pub.publish(&point(&entry))?;
         target_pub.publish(&point(&target))?;
-        let estop_held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let estop_held = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(RELEASED));
         let held = std::sync::Arc::clone(&estop_held);
         let heartbeat = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(Duration::from_millis(50));
             loop {
                 ticker.tick().await;
-                let data = held.load(std::sync::atomic::Ordering::Relaxed);
-                if estop.publish(&Bool { data }).is_err() {
+                let state = held.load(std::sync::atomic::Ordering::Relaxed);
+                if state == SILENT {
+                    continue;
+                }
+                if estop.publish(&Bool { data: state == PRESSED }).is_err() {
                     return;
                 }
             }
@@ -142,7 +145,7 @@ impl Operator {
 
     /// Press (true) or release the e-stop: the next heartbeat (≤ 50 ms) carries it.
     pub fn hold_estop(&self, held: bool) {
-        self.estop_held.store(held, std::sync::atomic::Ordering::Relaxed);
+        self.estop_button().hold(held);
     }
 
     /// The e-stop button of this console, to press from elsewhere (another task) while a request is in flight.
@@ -242,12 +245,24 @@ impl Operator {
 
 /// The e-stop button of an [`Operator`]'s console.
 #[derive(Clone)]
-pub struct EStopButton(std::sync::Arc<std::sync::atomic::AtomicBool>);
+pub struct EStopButton(std::sync::Arc<std::sync::atomic::AtomicU8>);
+
+const RELEASED: u8 = 0;
+const PRESSED: u8 = 1;
+const SILENT: u8 = 2;
 
 impl EStopButton {
     /// Press (true) or release; the console's next heartbeat (≤ 50 ms) carries it.
     pub fn hold(&self, held: bool) {
-        self.0.store(held, std::sync::atomic::Ordering::Relaxed);
+        self.0.store(
+            if held { PRESSED } else { RELEASED },
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Stop publishing the e-stop state (a cut cable, a crashed console).
+    pub fn fall_silent(&self) {
+        self.0.store(SILENT, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

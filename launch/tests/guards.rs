@@ -250,3 +250,28 @@ fn estop_mid_insertion_quick_stops_latches_and_needs_release_and_reset() {
         });
     });
 }
+
+#[test]
+fn a_silent_estop_console_counts_as_pressed_mid_insertion() {
+    isolated(|| {
+        with_system(config(), async |sim, op, log| {
+            ready_to_insert(op, log).await;
+            let button = op.estop_button();
+            let answer = interrupt_first_step(sim, op, log, async || button.fall_silent()).await;
+            assert!(
+                !answer.success && answer.message.contains("e-stop"),
+                "{}",
+                answer.message
+            );
+            let mut status = sim.motion.status();
+            let stopped = status.wait_for(|s| s.fault.is_some()).await.unwrap().clone();
+            assert_eq!(stopped.fault, Some(acus_ethercat::cycle::Fault::EmergencyStop));
+            let held = still_for(sim, 3_000).await;
+            assert!(held.insertion() < 0.029, "stopped at {:.1} mm", held.insertion() * 1e3);
+            // The console comes back (released): the latch stays until a reset, and nothing moves by itself.
+            op.hold_estop(false);
+            assert_eq!(still_for(sim, 2_000).await, held);
+            assert!(sim.motion.status().borrow().fault.is_some(), "latched until reset");
+        });
+    });
+}

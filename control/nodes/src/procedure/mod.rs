@@ -9,7 +9,8 @@
 //! happened or why not): `/procedure/scan` (planning scan), `/plan` (entry + target → plan), `/align`, `/insert_step`
 //! (applies the correction from the last check scan, inserts one step, takes and analyses the check scan), `/confirm`,
 //! `/retract`, `/abort`, `/reset_fault`, `/procedure/new`, `/enable` (std_srvs/SetBool: the deadman level).
-//! Topics in: `/estop` (std_msgs/Bool; until the first message the e-stop counts as active), `/plan/entry` and
+//! Topics in: `/estop` (std_msgs/Bool, published at ≥ 10 Hz; until the first message, and after 0.5 s of silence, the
+//! e-stop counts as pressed), `/plan/entry` and
 //! `/plan/target` (geometry_msgs/PointStamped, frame `ct`). Out: `/procedure/state` (std_msgs/String, transient local),
 //! `/needle/tip` (geometry_msgs/PoseStamped, `robot_base`, from the measured joints), `/diagnostics` (check scans).
 
@@ -105,6 +106,9 @@ pub(crate) enum Input {
     Target(Point<Ct>),
 }
 
+/// Longest silence of `/estop` before it counts as pressed. E-stop consoles publish their state at ≥ 10 Hz.
+pub const ESTOP_HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(500);
+
 const TRIGGERS: [(&str, Op); 9] = [
     ("/procedure/scan", Op::Scan),
     ("/plan", Op::Plan),
@@ -190,12 +194,27 @@ pub fn start(
             }
         }
     }));
-    // The e-stop bypasses the actor's queue to the drives (defence in depth), then informs the machine in order.
+    // The e-stop bypasses the actor's queue to the drives (defence in depth), then informs the machine in order. Its
+    // state must keep arriving: a console that falls silent counts as pressed (a cut cable must not read "released").
     let (estop_tx, estop_motion) = (tx.clone(), motion.clone());
     tasks.push(tokio::spawn(async move {
-        while let Some(m) = estop.next().await {
-            let _ = estop_motion.emergency_stop(m.data).await;
-            let _ = estop_tx.send(Input::EStop(m.data)).await;
+        let mut pressed = true;
+        loop {
+            let held = match tokio::time::timeout(ESTOP_HEARTBEAT_TIMEOUT, estop.next()).await {
+                Ok(Some(m)) => m.data,
+                Ok(None) => return,
+                Err(_) if pressed => continue,
+                Err(_) => {
+                    tracing::error!(
+                        "e-stop state not received for {} ms: treated as pressed",
+                        ESTOP_HEARTBEAT_TIMEOUT.as_millis()
+                    );
+                    true
+                }
+            };
+            pressed = held;
+            let _ = estop_motion.emergency_stop(held).await;
+            let _ = estop_tx.send(Input::EStop(held)).await;
         }
     }));
     for (mut stream, is_target) in [(entry, false), (target, true)] {
