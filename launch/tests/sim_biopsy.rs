@@ -25,7 +25,15 @@ fn simulated_biopsy_reaches_the_target_within_1_5_mm() {
         };
         let summary = run(&options, |a| println!("{} {}: {}", a.service, a.success, a.message)).unwrap();
         println!("{}", summary.text);
-        assert!(summary.log.answers.iter().all(|a| a.success), "every request accepted");
+        // Every request accepted, except registration attempts made before the registration node had heard of the
+        // planning scan (the operator retries those until the answer names the series).
+        let refused: Vec<_> = summary
+            .log
+            .answers
+            .iter()
+            .filter(|a| !a.success && !(a.service == "/registration/register" && a.message.starts_with("no CT series")))
+            .collect();
+        assert!(refused.is_empty(), "refused: {refused:?}");
         assert!(summary.check_scans >= 2, "{} check scans", summary.check_scans);
         assert!(
             summary.final_error <= 1.5e-3,
