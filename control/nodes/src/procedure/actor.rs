@@ -120,7 +120,10 @@ impl Actor {
     fn finish(&mut self) {
         if let Some(reply) = self.reply.take() {
             // What happened, then where the procedure stands now (with a latched fault, if any).
-            let text = format!("{} → {}", self.note.join("; "), self.machine.status());
+            let text = match self.note.is_empty() {
+                true => format!("→ {}", self.machine.status()),
+                false => format!("{} → {}", self.note.join("; "), self.machine.status()),
+            };
             let _ = reply.send((!self.failed, text));
         }
         self.note.clear();
@@ -212,7 +215,10 @@ impl Actor {
             done_within: self.s.done_within,
             min_correction_depth: self.s.min_correction_depth,
         };
-        let scan = self.scanner.acquire(ScanPurpose::Check { step });
+        // Scans are numbered by the steps performed (the machine's index restarts with each correction's steps).
+        let scan = self.scanner.acquire(ScanPurpose::Check {
+            step: self.performed.len().saturating_sub(1),
+        });
         Some(Box::pin(async move {
             let result = match scan.await {
                 Ok(dir) => tokio::task::spawn_blocking(move || analyse(&dir, &input).map(|r| (dir, r)))
@@ -347,7 +353,9 @@ impl Actor {
                     );
                     match self.machine.handle(Event::Replanned(replan)) {
                         Ok(actions) => {
-                            self.say(format!("re-aimed by {:.2}° about the entry", pivot.to_degrees()));
+                            if pivot > 1e-6 {
+                                self.say(format!("re-aimed by {:.2}° about the entry", pivot.to_degrees()));
+                            }
                             self.then = Some(Event::InsertStepRequested);
                             return self.perform(actions);
                         }
