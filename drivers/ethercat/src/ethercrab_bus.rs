@@ -200,6 +200,26 @@ impl EthercrabBus {
     }
 }
 
+/// How long the cycle thread busy-polls for its process-data frame before it parks.
+const FRAME_SPIN: Duration = Duration::from_micros(200);
+
+/// Wait for the process-data exchange the way a real-time master does: poll it in a busy loop (the frame is usually back
+/// within tens of microseconds, and parking the thread and waking it again costs as much), park only after
+/// [`FRAME_SPIN`]. The future's own timeout still bounds the wait.
+fn spin_then_block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let started = std::time::Instant::now();
+    while started.elapsed() < FRAME_SPIN {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::hint::spin_loop();
+    }
+    // The next poll registers a real waker before parking, so a frame that came in meanwhile is not missed.
+    block_on(future)
+}
+
 impl Bus for EthercrabBus {
     fn drives(&self) -> usize {
         self.n
@@ -210,7 +230,7 @@ impl Bus for EthercrabBus {
             let mut raw = sd.outputs_raw_mut();
             o.encode(&mut raw);
         }
-        match block_on(self.group.tx_rx_dc(self.maindevice)) {
+        match spin_then_block_on(self.group.tx_rx_dc(self.maindevice)) {
             Ok(r) => {
                 self.next_wait = Some(r.extra.next_cycle_wait);
                 if r.working_counter != self.expected_wkc {

@@ -62,13 +62,20 @@ pub enum Event {
 
 const EVENT_CAPACITY: usize = 256;
 
+/// Cycles a [`Pacing::Simulated`] clock keeps running flat out after the group's last work: drives settle after a
+/// trajectory ends.
+pub const SIMULATED_SETTLE_CYCLES: u64 = 200;
+
 /// How the cycle thread keeps time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pacing {
     /// One exchange per period of wall time, aligned to SYNC0 when the bus knows the DC phase: real drives.
     RealTime,
-    /// The next exchange as soon as the last one is done. Emulated drives advance one period per process-data frame, so
-    /// this runs a simulated clock (time = cycles × period) as fast as the machine allows: studies, not hardware.
+    /// The next exchange as soon as the last one is done while the group has work (a motion, a state change, a new
+    /// command, a fault, and [`SIMULATED_SETTLE_CYCLES`] after), one per period of wall time while it holds. Emulated
+    /// drives advance one period per process-data frame, so this runs a simulated clock (time = cycles × period) as fast
+    /// as the machine allows where it matters, without a holding robot taking a core from the rest of the simulation
+    /// (the scanner renders while the robot holds): studies, not hardware.
     Simulated,
 }
 
@@ -105,11 +112,22 @@ fn run<B: Bus>(
     let mut last_mode = Mode::Disabled;
     let mut last_fault: Option<Fault> = None;
     let mut deadline = Instant::now();
+    let mut last_cmd = Command::default();
+    let mut flat_out_until = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let health = bus.exchange(&outputs[..n], &mut inputs[..n]);
         let cmd = *cmd_out.read();
         let status = *cycle.step(health, &inputs[..n], &cmd, &mut outputs[..n]);
         status_in.write(status);
+        let working = matches!(status.mode, Mode::Enabling | Mode::Resetting)
+            || (status.mode == Mode::Enabled && !status.goal_reached)
+            || status.mode != last_mode
+            || cmd != last_cmd
+            || status.fault != last_fault;
+        if working {
+            flat_out_until = status.cycle.saturating_add(SIMULATED_SETTLE_CYCLES);
+        }
+        last_cmd = cmd;
         if status.fault.is_some() && status.fault != last_fault {
             if let Some(fault) = status.fault {
                 let _ = events.push(Event::FaultLatched {
@@ -126,7 +144,7 @@ fn run<B: Bus>(
         }
         last_fault = status.fault;
         last_mode = status.mode;
-        if pacing == Pacing::Simulated {
+        if pacing == Pacing::Simulated && status.cycle < flat_out_until {
             continue;
         }
         // Pace: the DC phase when the bus knows it, otherwise a fixed-rate deadline.

@@ -77,6 +77,33 @@ impl Shape {
         }
     }
 
+    /// For a prism along z (the body's elliptic cylinders): its extent in z. Inside-ness is then [`Shape::level_xy`] ≤ 1
+    /// with z in the extent, so partial volume in-plane and through the slice can be decided apart: most of a scan's
+    /// partial-volume work is the body's surfaces, which need no supersampling through the slice, and its ends, which
+    /// need none in-plane.
+    pub fn prism_extent_z(&self) -> Option<(f64, f64)> {
+        match self {
+            Shape::EllipticCylinder {
+                center, half_length, ..
+            } => Some((center.z - half_length, center.z + half_length)),
+            Shape::Sphere { .. } | Shape::Ellipsoid { .. } | Shape::Capsule { .. } => None,
+        }
+    }
+
+    /// The level of a prism's cross-section, ignoring z (≤ 1 inside it; the same Lipschitz bound as `level`); the full
+    /// level for a shape that is not a prism.
+    pub fn level_xy(&self, p: &Point3<f64>) -> f64 {
+        match self {
+            Shape::EllipticCylinder {
+                center, semi_x, semi_y, ..
+            } => {
+                let d = p - center;
+                ((d.x / semi_x).powi(2) + (d.y / semi_y).powi(2)).sqrt()
+            }
+            _ => self.level(p),
+        }
+    }
+
     /// Lipschitz bound of `level` (per metre).
     pub fn lipschitz(&self) -> f64 {
         match self {

@@ -1,0 +1,56 @@
+//! Wall time of the virtual scanner on the reference patient (`acus sim`'s defaults): the planning scan (0.8 mm pixels,
+//! 2 mm slices) and a check scan (0.7 mm, 1 mm) with the needle in. Prints figures; `cargo bench -p acus-sim-twin`.
+
+use std::time::Instant;
+
+use acus_control::frames::Point;
+use acus_control::kinematics::{Joint, NeedleRequest, PositionerModel};
+use acus_control::registration::FiducialModel;
+use acus_sim_twin::patient::{Patient, PatientConfig};
+
+const URDF: &str = include_str!("../../../urdf/positioner.urdf");
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let model = PositionerModel::from_urdf_str(URDF)?;
+    let fiducials = FiducialModel::from_urdf_str(URDF)?;
+    let config = PatientConfig::reference();
+    let mut patient = Patient::new(config.clone(), model.clone(), fiducials)?;
+    let runs = 5;
+    let time =
+        |patient: &Patient, protocol: &acus_sim_scanner::ScanProtocol| -> Result<f64, Box<dyn std::error::Error>> {
+            let mut best = f64::INFINITY;
+            for _ in 0..runs {
+                let t = Instant::now();
+                patient.scan(protocol)?;
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            Ok(best)
+        };
+    let planning = patient.planning_protocol(0.8e-3, 2e-3, 15.0, 1);
+    let seconds = time(&patient, &planning)?;
+    let voxels = planning.columns * planning.rows * planning.slices;
+    println!(
+        "planning scan: {voxels} voxels in {:.3} s ({:.1} ns/voxel), best of {runs}",
+        seconds,
+        seconds / voxels as f64 * 1e9
+    );
+
+    // The needle aligned from the skin above the lesion and inserted 60 mm, as after the second step.
+    let t_robot_ct = config.t_ct_robot.inverse();
+    let entry = config.skin_above(&Point::xyz(0.035, 0.0, 0.0));
+    let mut q = model.solve_needle(&NeedleRequest {
+        entry: t_robot_ct.apply(&entry),
+        target: t_robot_ct.apply(&config.lesion),
+    })?;
+    q.set(Joint::Insertion, 0.06);
+    patient.sync(&q)?;
+    let check = patient.check_protocol(0.7e-3, 1e-3, 15.0, 2);
+    let seconds = time(&patient, &check)?;
+    let voxels = check.columns * check.rows * check.slices;
+    println!(
+        "check scan: {voxels} voxels in {:.3} s ({:.1} ns/voxel), best of {runs}",
+        seconds,
+        seconds / voxels as f64 * 1e9
+    );
+    Ok(())
+}
