@@ -2,7 +2,7 @@
 //!
 //! The cycle thread (acus-ethercat) owns the bus and never waits; this supervisor thread owns the typestate
 //! [`Controller`], samples the cycle's lock-free status every millisecond, answers requests when their outcome is known
-//! (goal reached, fault latched) and publishes the latest joint positions. Service handlers talk to it through channels,
+//! (in position, fault latched) and publishes the latest joint positions. Service handlers talk to it through channels,
 //! so no ROS call ever blocks the cycle.
 
 use std::time::Duration;
@@ -276,7 +276,7 @@ fn settle(pending: Option<Pending>, s: &Status, now: &MotionStatus) -> Option<Pe
                 let _ = reply.send(Err(e));
             } else if s.mode == Mode::Disabled {
                 let _ = reply.send(Err(MotionError::Disabled));
-            } else if s.goal_seq == seq && s.goal_reached {
+            } else if s.goal_seq == seq && s.in_position {
                 let _ = reply.send(Ok(now.actual));
             } else if s.cycle > until {
                 let _ = reply.send(Err(MotionError::Timeout { cycles: until }));

@@ -31,7 +31,14 @@ pub struct DriveEntry {
     /// Homing offset at the joint, m or rad (CiA 402 0x607C).
     #[serde(default)]
     pub homing_offset: f64,
+    /// Position window at the joint, m or rad (CiA 402 0x6067): a move is done when the axis stays this close to its
+    /// goal for [`crate::cycle::IN_POSITION_CYCLES`]. Default: [`DEFAULT_POSITION_WINDOW_COUNTS`] encoder counts.
+    #[serde(default)]
+    pub position_window: Option<f64>,
 }
+
+/// Position window when the configuration names none, in encoder counts: wider than a servo's standstill jitter.
+pub const DEFAULT_POSITION_WINDOW_COUNTS: f64 = 20.0;
 
 /// The YAML file.
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +86,8 @@ pub struct AxisConfig {
     pub following_error_window: f64,
     /// Homing offset, unit.
     pub homing_offset: f64,
+    /// Position window, unit (0x6067).
+    pub position_window: f64,
 }
 
 impl AxisConfig {
@@ -236,7 +245,18 @@ impl DrivesConfig {
                 mass,
                 following_error_window: d.following_error_window,
                 homing_offset: d.homing_offset,
+                position_window: d
+                    .position_window
+                    .unwrap_or(DEFAULT_POSITION_WINDOW_COUNTS / counts_per_unit),
             };
+            if !(axis.position_window.is_finite() && axis.position_window > 0.0) {
+                return Err(Error::Config(format!(
+                    "joint {:?}: position window {} {} must be positive",
+                    d.joint,
+                    axis.position_window,
+                    axis.unit()
+                )));
+            }
             let extreme = (lim.lower.abs().max(lim.upper.abs()) + d.homing_offset.abs()) * counts_per_unit;
             if extreme >= f64::from(i32::MAX) {
                 return Err(Error::Config(format!(

@@ -157,6 +157,9 @@ pub struct Status {
     pub goal_seq: u32,
     /// All setpoints at the goal and at rest.
     pub goal_reached: bool,
+    /// Goal reached and every axis within its position window of it for [`IN_POSITION_CYCLES`] (CiA 402 0x6067/0x6068,
+    /// kept by the master): the robot stands where it was sent, so a scan now images the pose the move ended in.
+    pub in_position: bool,
     /// Reset requests seen.
     pub reset_seq: u32,
 }
@@ -176,6 +179,7 @@ impl Default for Status {
             controlword: [0; MAX_AXES],
             goal_seq: 0,
             goal_reached: false,
+            in_position: false,
             reset_seq: 0,
         }
     }
@@ -190,10 +194,15 @@ struct Limits {
     vmax: f64,
     amax: f64,
     window: f64,
+    /// Position window, counts.
+    in_position: f64,
 }
 
 /// Cycles allowed for the power state machine walk and for fault acknowledgement.
 const ENABLE_TIMEOUT_CYCLES: u32 = 2000;
+
+/// Cycles every axis must stay inside its position window before the group is in position (0x6068 at 1 kHz: 20 ms).
+pub const IN_POSITION_CYCLES: u32 = 20;
 
 /// The cycle state. Create once (outside the loop), then call [`Cycle::step`] every period.
 #[derive(Debug, Clone)]
@@ -209,6 +218,7 @@ pub struct Cycle {
     last_enable_seq: u32,
     last_reset_seq: u32,
     mode_cycles: u32,
+    in_position_cycles: u32,
     status: Status,
 }
 
@@ -225,6 +235,7 @@ impl Cycle {
                 vmax: a.max_velocity,
                 amax: a.max_acceleration,
                 window: a.following_error_window,
+                in_position: a.position_window * a.counts_per_unit,
             };
         }
         Self {
@@ -238,6 +249,7 @@ impl Cycle {
             last_enable_seq: 0,
             last_reset_seq: 0,
             mode_cycles: 0,
+            in_position_cycles: 0,
             status: Status {
                 axes: n,
                 ..Status::default()
@@ -400,6 +412,7 @@ impl Cycle {
             0.0
         };
         let mut reached = true;
+        let mut within = true;
         for i in 0..n {
             let st = self.status.drive_state[i];
             let actual_counts = inputs[i].position;
@@ -415,8 +428,10 @@ impl Cycle {
                     let (p, v) = interpolate(self.pos[i], self.vel[i], goal, l.vmax * scale, l.amax, self.dt);
                     self.pos[i] = p;
                     self.vel[i] = v;
+                    let target = (p * l.cpu).round() as i32;
                     reached &= p == goal && v == 0.0;
-                    (cw::ENABLE_OPERATION, (p * l.cpu).round() as i32)
+                    within &= f64::from(actual_counts.saturating_sub(target)).abs() <= l.in_position;
+                    (cw::ENABLE_OPERATION, target)
                 }
                 Mode::Enabling => {
                     let c = match st {
@@ -466,6 +481,12 @@ impl Cycle {
         }
         self.status.goal_seq = cmd.goal_seq;
         self.status.goal_reached = reached && n > 0;
+        self.in_position_cycles = if self.status.goal_reached && within {
+            self.in_position_cycles.saturating_add(1)
+        } else {
+            0
+        };
+        self.status.in_position = self.in_position_cycles >= IN_POSITION_CYCLES;
         &self.status
     }
 }

@@ -120,7 +120,7 @@ fn run<B: Bus>(
         let status = *cycle.step(health, &inputs[..n], &cmd, &mut outputs[..n]);
         status_in.write(status);
         let working = matches!(status.mode, Mode::Enabling | Mode::Resetting)
-            || (status.mode == Mode::Enabled && !status.goal_reached)
+            || (status.mode == Mode::Enabled && !status.in_position)
             || status.mode != last_mode
             || cmd != last_cmd
             || status.fault != last_fault;

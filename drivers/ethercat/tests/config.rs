@@ -93,4 +93,34 @@ fn bad_configs_are_typed_errors_with_names_and_numbers() {
     // A resolution that overflows the 32-bit position: 0.2 m × 2^20 × 1000 / 1e-6 m.
     let m = err_of(&y.replacen("lead_m_per_rev: 0.002", "lead_m_per_rev: 0.000001", 1));
     assert!(m.contains("insertion_joint") && m.contains("32-bit"), "{m}");
+    let m = err_of(&y.replacen(
+        "homing_offset: 0.0                # m (0x607C)",
+        "homing_offset: 0.0\n    position_window: -0.001",
+        1,
+    ));
+    assert!(
+        m.contains("x_joint") && m.contains("position window") && m.contains("-0.001"),
+        "{m}"
+    );
+}
+
+#[test]
+fn position_window_defaults_to_a_few_encoder_counts_and_can_be_set() {
+    let cfg = common::config();
+    for a in &cfg.axes {
+        let counts = a.position_window * a.counts_per_unit;
+        assert!(
+            (counts - acus_ethercat::config::DEFAULT_POSITION_WINDOW_COUNTS).abs() < 1e-9,
+            "{}: {counts}",
+            a.joint
+        );
+    }
+    let y = yaml().replacen(
+        "homing_offset: 0.0                # m (0x607C)",
+        "homing_offset: 0.0\n    position_window: 0.00001",
+        1,
+    );
+    let file: DrivesFile = serde_yaml::from_str(&y).unwrap();
+    let cfg = DrivesConfig::from_parts(&file, &urdf()).unwrap();
+    assert_eq!(cfg.axes[0].position_window, 0.00001);
 }

@@ -201,3 +201,45 @@ fn emergency_stop_quick_stops_latches_and_blocks_reset_while_held() {
         );
     }
 }
+
+#[test]
+fn a_move_is_in_position_only_once_every_drive_has_settled_inside_its_window() {
+    let (mut rig, dt) = rig();
+    let mut cmd = enabled_cmd();
+    let s0 = run(&mut rig, dt, &cmd, 10);
+    assert_eq!(s0.mode, Mode::Enabled);
+    cmd.goal[..6].copy_from_slice(&s0.actual[..6]);
+    cmd.goal[5] += 0.02; // 20 mm of insertion
+    cmd.goal_seq = 1;
+    let axes = common::config().axes;
+    let mut first_reached = None;
+    let mut in_position_at = None;
+    for c in 0..5000 {
+        let s = run(&mut rig, dt, &cmd, 1);
+        if s.goal_reached && first_reached.is_none() {
+            first_reached = Some(c);
+            // The setpoint is at the goal; the drive still follows it by its lag.
+            assert!(!s.in_position, "in position the cycle the setpoint arrived");
+        }
+        if s.in_position {
+            for (i, a) in axes.iter().enumerate() {
+                let off = (s.actual[i] - s.setpoint[i]).abs();
+                assert!(
+                    off <= a.position_window,
+                    "axis {i} {off} outside its window {}",
+                    a.position_window
+                );
+            }
+            in_position_at = Some(c);
+            break;
+        }
+    }
+    let (reached, settled) = (
+        first_reached.expect("setpoint reached"),
+        in_position_at.expect("in position"),
+    );
+    assert!(
+        settled >= reached + acus_ethercat::cycle::IN_POSITION_CYCLES as usize,
+        "in position at cycle {settled}, setpoint at the goal at {reached}"
+    );
+}
