@@ -64,6 +64,7 @@ pub struct EthercrabBus {
     n: usize,
     expected_wkc: u16,
     next_wait: Option<Duration>,
+    frame_wait: FrameWait,
     /// Actual positions (counts) read at PRE-OP by SDO, one per drive.
     pub initial_positions: [i32; MAX_AXES],
 }
@@ -119,6 +120,8 @@ impl EthercrabBus {
                 state_transition: Duration::from_secs(10),
                 wait_loop_delay: Duration::from_millis(1),
                 mailbox_response: Duration::from_secs(1),
+                // ethercrab's 10 ms leaves no margin on a loaded machine; the EEPROM is read once, at bring-up.
+                eeprom: Duration::from_millis(200),
                 ..Timeouts::default()
             },
             MainDeviceConfig {
@@ -195,29 +198,59 @@ impl EthercrabBus {
             n,
             expected_wkc: 3 * n as u16,
             next_wait: None,
+            frame_wait: FrameWait { waker: None },
             initial_positions,
         })
     }
 }
 
-/// How long the cycle thread busy-polls for its process-data frame before it parks.
+/// How long the cycle thread polls for its process-data frame before it parks.
 const FRAME_SPIN: Duration = Duration::from_micros(200);
 
-/// Wait for the process-data exchange the way a real-time master does: poll it in a busy loop (the frame is usually back
-/// within tens of microseconds, and parking the thread and waking it again costs as much), park only after
-/// [`FRAME_SPIN`]. The future's own timeout still bounds the wait.
-fn spin_then_block_on<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let started = std::time::Instant::now();
-    while started.elapsed() < FRAME_SPIN {
-        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::hint::spin_loop();
+/// Wakes the thread that waits for a frame.
+struct ThreadWaker(std::thread::Thread);
+
+impl std::task::Wake for ThreadWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
     }
-    // The next poll registers a real waker before parking, so a frame that came in meanwhile is not missed.
-    block_on(future)
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Waits for a process-data exchange the way a real-time master does: it polls (yielding the core between polls) while
+/// the frame is usually on its way back, and parks only after [`FRAME_SPIN`]; parking and waking a thread costs as
+/// much as the round trip. The waker is made once per thread (outside the loop's steady state), so waiting allocates
+/// nothing; the exchange's own timeout bounds the wait.
+struct FrameWait {
+    waker: Option<(std::thread::ThreadId, std::task::Waker)>,
+}
+
+impl FrameWait {
+    fn block_on<F: std::future::Future>(&mut self, future: F) -> F::Output {
+        let me = std::thread::current();
+        let waker = match &self.waker {
+            Some((id, w)) if *id == me.id() => w,
+            _ => {
+                let w = std::task::Waker::from(std::sync::Arc::new(ThreadWaker(me.clone())));
+                &self.waker.insert((me.id(), w)).1
+            }
+        };
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut future = std::pin::pin!(future);
+        let started = std::time::Instant::now();
+        loop {
+            if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            if started.elapsed() < FRAME_SPIN {
+                std::thread::yield_now();
+            } else {
+                std::thread::park_timeout(Duration::from_millis(1));
+            }
+        }
+    }
 }
 
 impl Bus for EthercrabBus {
@@ -230,7 +263,7 @@ impl Bus for EthercrabBus {
             let mut raw = sd.outputs_raw_mut();
             o.encode(&mut raw);
         }
-        match spin_then_block_on(self.group.tx_rx_dc(self.maindevice)) {
+        match self.frame_wait.block_on(self.group.tx_rx_dc(self.maindevice)) {
             Ok(r) => {
                 self.next_wait = Some(r.extra.next_cycle_wait);
                 if r.working_counter != self.expected_wkc {

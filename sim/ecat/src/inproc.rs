@@ -70,7 +70,7 @@ impl InProcessLink {
                     // A master cycling flat out (a simulated clock) sends again within microseconds: poll for a
                     // while before parking, as a NIC's busy-polling driver would.
                     if last_frame.elapsed() < LINK_SPIN {
-                        std::hint::spin_loop();
+                        thread::yield_now();
                     } else {
                         thread::park_timeout(Duration::from_millis(1));
                     }
