@@ -1,5 +1,5 @@
 //! Registration accuracy study: localisation error (FLE) and observed vs predicted TRE over random frame poses, at
-//! 1, 3 and 5 mm slices. Run in release:
+//! 1, 3 and 5 mm slices (or the thicknesses in `SLICES_MM`, e.g. `SLICES_MM=1,1.25,1.5,2`). Run in release:
 //! `cargo run --release -p acus-sim-scanner --example registration_study -- [poses] [noise σ HU]`
 use acus_control::frames::Point;
 use acus_control::registration::FiducialModel;
@@ -19,7 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let target = Point::new(nalgebra::Point3::from(c + nalgebra::Vector3::new(0.0, 0.0, 0.1)));
     println!("{poses} poses, 0.7 mm pixels, σ {sigma} HU, target 100 mm from the fiducial centroid");
     println!("slice | reg/fail | missing | FLE rms (x, y, z) mm        | FRE rms | TRE obs | TRE pred | obs/pred");
-    for thickness in [1e-3, 3e-3, 5e-3] {
+    let thicknesses: Vec<f64> = match std::env::var("SLICES_MM") {
+        Ok(list) => list
+            .split(',')
+            .map(|v| v.trim().parse::<f64>().map(|mm| mm * 1e-3))
+            .collect::<Result<_, _>>()?,
+        Err(_) => vec![1e-3, 3e-3, 5e-3],
+    };
+    for thickness in thicknesses {
         let cfg = StudyConfig {
             poses,
             pixel_spacing: 0.7e-3,
@@ -32,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t0 = std::time::Instant::now();
         let r = run_study(&model, &cfg)?;
         println!(
-            "{:.0} mm  | {:3}/{:<3}  | {:7} | {:.4} ({:.4}, {:.4}, {:.4}) | {:.4}  | {:.4}  | {:.4}   | {:.3}   ({:.1} s)",
+            "{:.2} mm | {:3}/{:<3}  | {:7} | {:.4} ({:.4}, {:.4}, {:.4}) | {:.4}  | {:.4}  | {:.4}   | {:.3}   ({:.1} s)",
             thickness * 1e3,
             r.registered,
             r.failed,

@@ -30,6 +30,22 @@ pub enum TwinError {
         /// Depth before, mm.
         was_mm: f64,
     },
+    /// The robot's placement puts a fiducial sphere in the patient: its image would merge with tissue, and a real
+    /// frame cannot be there.
+    #[error(
+        "fiducial {index} of the robot's frame is in the patient (CT {x_mm:.1}, {y_mm:.1}, {z_mm:.1} mm): \
+         place the robot (t_ct_robot) so that the frame clears the body"
+    )]
+    FiducialInBody {
+        /// Fiducial index in the URDF's order.
+        index: usize,
+        /// Sphere centre, CT, mm.
+        x_mm: f64,
+        /// See `x_mm`.
+        y_mm: f64,
+        /// See `x_mm`.
+        z_mm: f64,
+    },
     /// One initial position per axis is needed.
     #[error("{got} initial positions for {axes} axes")]
     InitialPositions {

@@ -10,7 +10,7 @@ use acus_control::frames::{Ct, Point, RobotBase, Transform};
 use acus_control::kinematics::{JointPositions, PositionerModel};
 use acus_control::registration::{CtVolume, FiducialModel};
 use acus_sim_needle::{GuidePose, NeedleInTissue, TissueModel};
-use acus_sim_scanner::{scan, NeedlePath, PhantomBody, ScanProtocol, Scene, FIDUCIAL_HU, NEEDLE_HU};
+use acus_sim_scanner::{scan, NeedlePath, PhantomBody, ScanProtocol, Scene, Shape, FIDUCIAL_HU, NEEDLE_HU};
 use nalgebra::{Matrix3, Point3, Rotation3, UnitQuaternion, Vector3};
 
 use crate::TwinError;
@@ -37,9 +37,10 @@ pub struct PatientConfig {
 }
 
 impl PatientConfig {
-    /// A supine abdomen centred in the scanner with a 16 mm lesion 9 cm under the anterior skin, and the robot's base plate
-    /// on the table rails on the patient's left, its x along the table (CT +z), its y across the patient (CT −x), its z
-    /// up (anterior, CT −y), the plate at table height (the body's posterior surface).
+    /// A supine abdomen section (260 mm long) centred in the scanner with a 16 mm lesion 9 cm under the anterior skin, and
+    /// the robot's base plate on the table rails on the patient's left, its x along the table (CT +z), its y across the
+    /// patient (CT −x), its z up (anterior, CT −y), the plate at table height (the body's posterior surface); its fiducial
+    /// frame stands clear of the body's end (the nearest sphere 14 mm beyond it).
     pub fn reference() -> Self {
         let body_center = Point::xyz(0.0, 0.0, 0.0);
         let rotation = Rotation3::from_matrix_unchecked(Matrix3::from_columns(&[
@@ -53,7 +54,7 @@ impl PatientConfig {
         ));
         Self {
             body_center,
-            body_length: 0.3,
+            body_length: 0.26,
             lesion: Point::xyz(0.02, -0.03, 0.01),
             lesion_radius: 0.008,
             lesion_hu: 90.0,
@@ -89,6 +90,26 @@ impl Patient {
     /// A patient with no needle in.
     pub fn new(config: PatientConfig, model: PositionerModel, fiducials: FiducialModel) -> Result<Self, TwinError> {
         config.tissue.validate().map_err(TwinError::Needle)?;
+        // The frame must clear the body: the level-set bound says a sphere is wholly outside when its centre's level
+        // exceeds 1 by more than the Lipschitz bound times its radius.
+        let body = config.body();
+        let skin = Shape::EllipticCylinder {
+            center: body.center.coords,
+            semi_x: body.semi_x,
+            semi_y: body.semi_y,
+            half_length: body.length / 2.0,
+        };
+        for (index, p) in fiducials.points().iter().enumerate() {
+            let c = config.t_ct_robot.apply(p).coords;
+            if skin.level(&c) <= 1.0 + skin.lipschitz() * fiducials.radius() {
+                return Err(TwinError::FiducialInBody {
+                    index,
+                    x_mm: c.x * 1e3,
+                    y_mm: c.y * 1e3,
+                    z_mm: c.z * 1e3,
+                });
+            }
+        }
         Ok(Self {
             config,
             model,
