@@ -89,6 +89,29 @@ async fn inserted_past(sim: &SimSystem, depth: f64) {
     status.wait_for(|s| s.actual.insertion() > depth).await.unwrap();
 }
 
+/// The insertion joint's largest travel backwards (m) from the deepest point it reached, watched from the start of a
+/// step until it has been still for `quiet` cycles past 4 mm.
+async fn largest_backing_out(sim: &SimSystem, quiet: u64) -> f64 {
+    let mut status = sim.motion.status();
+    let (mut deepest, mut worst) = (f64::MIN, 0.0f64);
+    let (mut last, mut last_change) = (status.borrow().actual.insertion(), status.borrow().cycle);
+    while status.changed().await.is_ok() {
+        let (q, cycle) = {
+            let s = status.borrow_and_update();
+            (s.actual.insertion(), s.cycle)
+        };
+        if q != last {
+            (last, last_change) = (q, cycle);
+        }
+        deepest = deepest.max(q);
+        worst = worst.max(deepest - q);
+        if deepest > 0.004 && cycle > last_change + quiet {
+            break;
+        }
+    }
+    worst
+}
+
 #[test]
 fn unreachable_target_is_refused_with_the_joint_and_nothing_moves() {
     isolated(|| {
@@ -175,7 +198,7 @@ fn releasing_the_enable_mid_insertion_holds_and_waits_for_the_operator() {
             ready_to_insert(op, log).await;
             // A second console (same e-stop state: released) releases the enable while the first waits on its step.
             let mut second = Operator::start(&sim.ctx, op_entry(), op_entry()).await.unwrap();
-            let answer = interrupt_first_step(sim, op, log, async || {
+            let step = interrupt_first_step(sim, op, log, async || {
                 assert!(
                     second
                         .set_enable(false, &mut BiopsyLog::default())
@@ -183,8 +206,10 @@ fn releasing_the_enable_mid_insertion_holds_and_waits_for_the_operator() {
                         .unwrap()
                         .success
                 );
-            })
-            .await;
+            });
+            let (answer, backing_out) = tokio::join!(step, largest_backing_out(sim, 500));
+            // The hold brakes along the insertion: the needle is never pulled back (4 encoder counts of tolerance).
+            assert!(backing_out < 20e-9, "the needle backed out {:.3} µm", backing_out * 1e6);
             assert!(
                 !answer.success && answer.message.contains("enable (deadman) released"),
                 "{}",

@@ -65,6 +65,7 @@ enum Request {
         speed_scale: f64,
         reply: oneshot::Sender<Result<JointPositions, MotionError>>,
     },
+    Halt(oneshot::Sender<Result<JointPositions, MotionError>>),
     Reset(oneshot::Sender<Result<(), MotionError>>),
     EmergencyStop(bool),
 }
@@ -125,6 +126,12 @@ impl Motion {
             reply,
         })
         .await
+    }
+
+    /// Halt: brake every axis at its acceleration limit along its current motion, and stay where it stops (no return:
+    /// a needle is never pulled back by a hold). Supersedes a pending move; returns the positions once in position.
+    pub async fn halt(&self) -> Result<JointPositions, MotionError> {
+        self.call(Request::Halt).await
     }
 
     /// Reset a latched fault (a rising edge); the drives come back disabled.
@@ -379,6 +386,18 @@ fn handle(
                 }
             }
             State::Enabled(c)
+        }
+        (State::Enabled(mut c), Request::Halt(reply)) => {
+            supersede(pending);
+            let seq = c.halt();
+            let until = s.cycle + move_budget(c.axes(), &now.actual, &now.actual, 1.0, period);
+            *pending = Some(Pending::Move { seq, reply, until });
+            State::Enabled(c)
+        }
+        (state @ State::Disabled(_), Request::Halt(reply)) => {
+            // Not enabled: the drives hold by their brakes; nothing moves.
+            let _ = reply.send(Ok(now.actual));
+            state
         }
         (state @ State::Disabled(_), Request::MoveTo { reply, .. }) => {
             let _ = reply.send(Err(MotionError::NotEnabled));

@@ -108,6 +108,12 @@ pub struct Command {
     /// `goal_seq` when enabling was requested: that goal (and older) is stale, so after enabling
     /// the axes hold their actual positions until a goal with another sequence number arrives.
     pub enable_goal_seq: u32,
+    /// A change of this counter requests a halt: every axis decelerates at its limit to a standstill along its current
+    /// motion (no return to where the halt came, so a needle is never pulled back by a hold).
+    pub halt_seq: u32,
+    /// `goal_seq` when the halt was requested: that goal is abandoned; the axes stay where they stopped until a goal
+    /// with another sequence number arrives.
+    pub halt_goal_seq: u32,
     /// Fraction of the URDF velocity limit, (0, 1].
     pub speed_scale: f64,
     /// Emergency stop held (a level): latches [`Fault::EmergencyStop`] every cycle it is true, so a reset cannot clear
@@ -124,6 +130,8 @@ impl Default for Command {
             goal: [0.0; MAX_AXES],
             goal_seq: 0,
             enable_goal_seq: 0,
+            halt_seq: 0,
+            halt_goal_seq: 0,
             speed_scale: 1.0,
             emergency_stop: false,
         }
@@ -217,6 +225,9 @@ pub struct Cycle {
     hold: [f64; MAX_AXES],
     last_enable_seq: u32,
     last_reset_seq: u32,
+    last_halt_seq: u32,
+    /// The goal a halt abandoned, while no newer goal has arrived.
+    halted_goal_seq: Option<u32>,
     mode_cycles: u32,
     in_position_cycles: u32,
     status: Status,
@@ -248,6 +259,8 @@ impl Cycle {
             hold: [0.0; MAX_AXES],
             last_enable_seq: 0,
             last_reset_seq: 0,
+            last_halt_seq: 0,
+            halted_goal_seq: None,
             mode_cycles: 0,
             in_position_cycles: 0,
             status: Status {
@@ -395,6 +408,7 @@ impl Cycle {
                     self.vel[i] = 0.0;
                     self.hold[i] = self.status.actual[i];
                 }
+                self.halted_goal_seq = None;
                 self.set_mode(Mode::Enabled);
             } else if self.mode_cycles > ENABLE_TIMEOUT_CYCLES {
                 let axis = self.status.drive_state[..n]
@@ -411,6 +425,21 @@ impl Cycle {
         } else {
             0.0
         };
+        if cmd.halt_seq != self.last_halt_seq {
+            self.last_halt_seq = cmd.halt_seq;
+            if mode == Mode::Enabled {
+                // Stopping point of each axis braking at its acceleration limit from the current setpoint motion.
+                for i in 0..n {
+                    let (l, v) = (self.lim[i], self.vel[i]);
+                    let stop = self.pos[i] + v * v.abs() / (2.0 * l.amax);
+                    self.hold[i] = stop.clamp(l.lower, l.upper);
+                }
+                self.halted_goal_seq = Some(cmd.halt_goal_seq);
+            }
+        }
+        if self.halted_goal_seq.is_some_and(|seq| seq != cmd.goal_seq) {
+            self.halted_goal_seq = None;
+        }
         let mut reached = true;
         let mut within = true;
         for i in 0..n {
@@ -419,7 +448,7 @@ impl Cycle {
             let (controlword, target) = match mode {
                 Mode::Enabled => {
                     let l = self.lim[i];
-                    let wanted = if cmd.goal_seq == cmd.enable_goal_seq {
+                    let wanted = if cmd.goal_seq == cmd.enable_goal_seq || self.halted_goal_seq.is_some() {
                         self.hold[i]
                     } else {
                         cmd.goal[i]

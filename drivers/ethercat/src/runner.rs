@@ -245,6 +245,15 @@ impl Controller<Enabled> {
         Ok(self.inner.cmd.goal_seq)
     }
 
+    /// Halt: every axis brakes at its acceleration limit to a standstill along its current motion and stays there until
+    /// the next [`Controller::move_to`]. Returns the abandoned goal's sequence number, echoed in [`Status::goal_seq`].
+    pub fn halt(&mut self) -> u32 {
+        self.inner.cmd.halt_goal_seq = self.inner.cmd.goal_seq;
+        self.inner.cmd.halt_seq = self.inner.cmd.halt_seq.wrapping_add(1);
+        self.send();
+        self.inner.cmd.goal_seq
+    }
+
     /// Stop commanding torque (drives to Ready to switch on).
     pub fn disable(mut self) -> Controller<Disabled> {
         self.inner.cmd.enable = false;

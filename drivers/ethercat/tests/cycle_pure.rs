@@ -243,3 +243,47 @@ fn a_move_is_in_position_only_once_every_drive_has_settled_inside_its_window() {
         "in position at cycle {settled}, setpoint at the goal at {reached}"
     );
 }
+
+#[test]
+fn a_halt_brakes_along_the_motion_and_never_returns_until_a_new_goal() {
+    let (mut rig, dt) = rig();
+    let mut cmd = enabled_cmd();
+    let s0 = run(&mut rig, dt, &cmd, 10);
+    cmd.goal[..6].copy_from_slice(&s0.actual[..6]);
+    cmd.goal[5] += 0.05; // inserting 50 mm
+    cmd.goal_seq = 1;
+    let mut s = run(&mut rig, dt, &cmd, 40);
+    let (p_halt, v_halt) = {
+        let before = s.setpoint[5];
+        s = run(&mut rig, dt, &cmd, 1);
+        (s.setpoint[5], (s.setpoint[5] - before) / dt)
+    };
+    assert!(v_halt > 0.0, "the needle was advancing");
+    cmd.halt_goal_seq = cmd.goal_seq;
+    cmd.halt_seq += 1;
+    let mut last = p_halt;
+    for _ in 0..2000 {
+        s = run(&mut rig, dt, &cmd, 1);
+        assert!(
+            s.setpoint[5] >= last - 1e-9,
+            "the needle went back: {} after {}",
+            s.setpoint[5],
+            last
+        );
+        last = s.setpoint[5];
+    }
+    assert!(s.in_position, "halted in position");
+    let amax = common::config().axes[5].max_acceleration;
+    let braking = v_halt * v_halt / (2.0 * amax);
+    assert!(
+        (s.setpoint[5] - p_halt - braking).abs() < 0.1e-3 + v_halt * dt,
+        "stopped {:.4} mm beyond the halt, braking distance {:.4} mm",
+        (s.setpoint[5] - p_halt) * 1e3,
+        braking * 1e3
+    );
+    assert!(s.setpoint[5] < cmd.goal[5] - 0.01, "the abandoned goal was not pursued");
+    // A newer goal moves again.
+    cmd.goal_seq = 2;
+    let s = run(&mut rig, dt, &cmd, 12_000);
+    assert!((s.setpoint[5] - cmd.goal[5]).abs() < 1e-6, "the new goal was reached");
+}

@@ -160,11 +160,11 @@ impl Actor {
         for action in actions {
             match action {
                 Action::Hold | Action::QuickStop => {
-                    // The cycle stops on the quick stop by itself (e-stop and faults latch there); a hold is a new goal
-                    // at the measured position, which the interpolator reaches by decelerating.
-                    let (motion, q) = (self.motion.clone(), self.motion.status().borrow().actual);
+                    // The cycle stops on the quick stop by itself (e-stop and faults latch there); a hold halts every
+                    // axis where its braking ends.
+                    let motion = self.motion.clone();
                     tokio::spawn(async move {
-                        let _ = motion.move_to(q, 1.0).await;
+                        let _ = motion.halt().await;
                     });
                 }
                 Action::MoveTo { goal, motion } => {
