@@ -112,6 +112,22 @@ async fn largest_backing_out(sim: &SimSystem, quiet: u64) -> f64 {
     worst
 }
 
+/// The step was refused naming the e-stop, the cycle latched the e-stop fault, and the needle stands still short of the
+/// step's 30 mm; returns where it stands.
+async fn stopped_by_the_estop(sim: &SimSystem, answer: &Answer) -> JointPositions {
+    assert!(
+        !answer.success && answer.message.contains("e-stop"),
+        "{}",
+        answer.message
+    );
+    let mut status = sim.motion.status();
+    let stopped = *status.wait_for(|s| s.fault.is_some()).await.unwrap();
+    assert_eq!(stopped.fault, Some(acus_ethercat::cycle::Fault::EmergencyStop));
+    let held = still_for(sim, 3_000).await;
+    assert!(held.insertion() < 0.029, "stopped at {:.1} mm", held.insertion() * 1e3);
+    held
+}
+
 #[test]
 fn unreachable_target_is_refused_with_the_joint_and_nothing_moves() {
     isolated(|| {
@@ -238,16 +254,7 @@ fn estop_mid_insertion_quick_stops_latches_and_needs_release_and_reset() {
             ready_to_insert(op, log).await;
             let button = op.estop_button();
             let answer = interrupt_first_step(sim, op, log, async || button.hold(true)).await;
-            assert!(
-                !answer.success && answer.message.contains("e-stop"),
-                "{}",
-                answer.message
-            );
-            let mut status = sim.motion.status();
-            let stopped = status.wait_for(|s| s.fault.is_some()).await.unwrap().clone();
-            assert_eq!(stopped.fault, Some(acus_ethercat::cycle::Fault::EmergencyStop));
-            let held = still_for(sim, 3_000).await;
-            assert!(held.insertion() < 0.029, "stopped at {:.1} mm", held.insertion() * 1e3);
+            let held = stopped_by_the_estop(sim, &answer).await;
             // Still held: a reset is refused, and so is the step.
             let reset = op.call("/reset_fault", log).await.unwrap();
             assert!(!reset.success, "{}", reset.message);
@@ -283,16 +290,7 @@ fn a_silent_estop_console_counts_as_pressed_mid_insertion() {
             ready_to_insert(op, log).await;
             let button = op.estop_button();
             let answer = interrupt_first_step(sim, op, log, async || button.fall_silent()).await;
-            assert!(
-                !answer.success && answer.message.contains("e-stop"),
-                "{}",
-                answer.message
-            );
-            let mut status = sim.motion.status();
-            let stopped = status.wait_for(|s| s.fault.is_some()).await.unwrap().clone();
-            assert_eq!(stopped.fault, Some(acus_ethercat::cycle::Fault::EmergencyStop));
-            let held = still_for(sim, 3_000).await;
-            assert!(held.insertion() < 0.029, "stopped at {:.1} mm", held.insertion() * 1e3);
+            let held = stopped_by_the_estop(sim, &answer).await;
             // The console comes back (released): the latch stays until a reset, and nothing moves by itself.
             op.hold_estop(false);
             assert_eq!(still_for(sim, 2_000).await, held);

@@ -344,7 +344,7 @@ impl Procedure {
             );
         }
         let turn = self.direction.angle(&replan.direction());
-        if self.needle_in && !(turn <= self.config.max_correction_angle) {
+        if self.needle_in && !(turn.is_finite() && turn <= self.config.max_correction_angle) {
             return reject(
                 A,
                 Reason::CorrectionTooLarge {
