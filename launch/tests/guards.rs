@@ -298,3 +298,36 @@ fn a_silent_estop_console_counts_as_pressed_mid_insertion() {
         });
     });
 }
+
+#[test]
+fn a_second_console_cannot_release_an_estop_held_on_the_first() {
+    isolated(|| {
+        with_system(config(), async |sim, op, log| {
+            ready_to_insert(op, log).await;
+            // A second console heartbeats "released" all along, interleaved with the first one's "pressed".
+            let second = Operator::start(&sim.ctx, op_entry(), op_entry()).await.unwrap();
+            second.hold_estop(false);
+            let button = op.estop_button();
+            let answer = interrupt_first_step(sim, op, log, async || button.hold(true)).await;
+            let held = stopped_by_the_estop(sim, &answer).await;
+            // For as long as the first console holds its stop, a reset is refused, however the messages interleave.
+            for _ in 0..40 {
+                let reset = op.call("/reset_fault", log).await.unwrap();
+                assert!(!reset.success, "reset while an e-stop is held: {}", reset.message);
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert_eq!(still_for(sim, 500).await, held);
+            // Released on the first console too: a reset goes through once the last "pressed" is a heartbeat old.
+            button.hold(false);
+            let mut released = false;
+            for _ in 0..100 {
+                if op.call("/reset_fault", log).await.unwrap().success {
+                    released = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await; // the release travels with the next heartbeats
+            }
+            assert!(released, "reset after both consoles released");
+        });
+    });
+}

@@ -326,7 +326,18 @@ fn handle(
         }
         None => {}
     };
+    let estop_held = match &state {
+        State::Disabled(c) => c.emergency_stop_held(),
+        State::Enabled(c) => c.emergency_stop_held(),
+    };
     match (state, request) {
+        (state, Request::Reset(reply)) if estop_held => {
+            // The cycle ignores resets while the stop is held; say so now rather than when the reset times out.
+            let _ = reply.send(Err(MotionError::Refused(
+                "emergency stop still held: release it, then reset".into(),
+            )));
+            state
+        }
         (mut state, Request::EmergencyStop(held)) => {
             match &mut state {
                 State::Disabled(c) => c.emergency_stop(held),

@@ -62,8 +62,11 @@ fn emergency_stop_mid_move_latches_and_resumes_from_actual_after_reset() {
         let stopped_at = status.wait_for(|s| s.fault.is_some()).await.unwrap().actual.0[5];
         assert!(stopped_at < 0.14, "stopped before the goal, at {stopped_at} m");
 
-        // Held: reset refused, motion refused, nothing moves (a few thousand cycles of the drive clock).
-        assert_eq!(motion.reset().await, Err(MotionError::Faulted("emergency stop".into())));
+        // Held: reset refused at once, saying why; motion refused; nothing moves (a few thousand cycles of the drive clock).
+        assert_eq!(
+            motion.reset().await,
+            Err(MotionError::Refused("emergency stop still held: release it, then reset".into()))
+        );
         assert!(matches!(
             motion.move_to(far, 0.2).await,
             Err(MotionError::NotEnabled | MotionError::Faulted(_))

@@ -289,6 +289,11 @@ impl<S> Controller<S> {
         self.send();
     }
 
+    /// Whether the emergency stop is held (as last commanded).
+    pub fn emergency_stop_held(&self) -> bool {
+        self.inner.cmd.emergency_stop
+    }
+
     /// Latest status from the cycle.
     pub fn status(&mut self) -> Status {
         *self.inner.status_out.read()

@@ -9,8 +9,8 @@
 //! happened or why not): `/procedure/scan` (planning scan), `/plan` (entry + target → plan), `/align`, `/insert_step`
 //! (applies the correction from the last check scan, inserts one step, takes and analyses the check scan), `/confirm`,
 //! `/retract`, `/abort`, `/reset_fault`, `/procedure/new`, `/enable` (std_srvs/SetBool: the deadman level).
-//! Topics in: `/estop` (std_msgs/Bool, published at ≥ 10 Hz; until the first message, and after 0.5 s of silence, the
-//! e-stop counts as pressed), `/plan/entry` and
+//! Topics in: `/estop` (std_msgs/Bool, published at ≥ 10 Hz by each console; until the first message, after 0.5 s of
+//! silence, and until 0.5 s after the last "pressed" from any console, the e-stop counts as pressed), `/plan/entry` and
 //! `/plan/target` (geometry_msgs/PointStamped, frame `ct`). Out: `/procedure/state` (std_msgs/String, transient local),
 //! `/needle/tip` (geometry_msgs/PoseStamped, `robot_base`, from the measured joints), `/diagnostics` (check scans).
 
@@ -197,12 +197,19 @@ pub fn start(
     }));
     // The e-stop bypasses the actor's queue to the drives (defence in depth), then informs the machine in order. Its
     // state must keep arriving: a console that falls silent counts as pressed (a cut cable must not read "released").
+    // Several consoles may publish on the topic, and a message carries no sender: a "released" only counts once no
+    // "pressed" has arrived for a heartbeat period, so one console cannot release a stop held on another.
     let (estop_tx, estop_motion) = (tx.clone(), motion.clone());
     tasks.push(tokio::spawn(async move {
         let mut pressed = true;
+        let mut last_press: Option<tokio::time::Instant> = None;
         loop {
             let held = match tokio::time::timeout(ESTOP_HEARTBEAT_TIMEOUT, estop.next()).await {
-                Ok(Some(m)) => m.data,
+                Ok(Some(m)) if m.data => {
+                    last_press = Some(tokio::time::Instant::now());
+                    true
+                }
+                Ok(Some(_)) => last_press.is_some_and(|t| t.elapsed() < ESTOP_HEARTBEAT_TIMEOUT),
                 Ok(None) => return,
                 Err(_) if pressed => continue,
                 Err(_) => {
