@@ -365,15 +365,19 @@ fn a_check_scan_off_the_path_needs_a_correction_about_the_entry() {
         }]
     );
     feed(&mut p, vec![Event::Aligned]);
-    assert_eq!(p.stage(), &Stage::ReadyToInsert { next: 0 });
+    // Steps count on across the correction: one was done, the correction's first is the procedure's second.
+    assert_eq!(p.stage(), &Stage::ReadyToInsert { next: 1 });
+    assert_eq!(p.status(), "ready for insertion step 2");
     assert_eq!(p.steps(), re.steps());
+    assert_eq!(p.planned_steps(), 1 + re.steps().len());
     for k in 0..re.steps().len() {
+        assert_eq!(p.step(1 + k), Some(&re.steps()[k]));
         let a = p.handle(Event::InsertStepRequested).unwrap();
         assert_eq!(
             a,
             vec![Action::MoveTo {
                 goal: re.steps()[k].goal,
-                motion: Motion::Insert { step: k }
+                motion: Motion::Insert { step: 1 + k }
             }]
         );
         feed(

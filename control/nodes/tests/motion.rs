@@ -65,7 +65,9 @@ fn emergency_stop_mid_move_latches_and_resumes_from_actual_after_reset() {
         // Held: reset refused at once, saying why; motion refused; nothing moves (a few thousand cycles of the drive clock).
         assert_eq!(
             motion.reset().await,
-            Err(MotionError::Refused("emergency stop still held: release it, then reset".into()))
+            Err(MotionError::Refused(
+                "emergency stop still held: release it, then reset".into()
+            ))
         );
         assert!(matches!(
             motion.move_to(far, 0.2).await,

@@ -43,6 +43,9 @@ pub struct Procedure {
     plan: Option<InsertionPlan>,
     /// The steps being executed: the plan's, or a correction's remaining steps.
     steps: Vec<InsertionStep>,
+    /// Number of the first of `steps` among all the procedure's steps (stages count steps from the first insertion,
+    /// across corrections, as the operator does).
+    step_base: usize,
     /// Goal of an alignment or re-orientation (resumed after a pause).
     axis_goal: JointPositions,
     /// Insertion joint value of a retraction (m).
@@ -70,6 +73,7 @@ impl Procedure {
             registration: None,
             plan: None,
             steps: Vec::new(),
+            step_base: 0,
             axis_goal: JointPositions::default(),
             retracted: 0.0,
             needle_in: false,
@@ -97,6 +101,17 @@ impl Procedure {
     /// The steps being executed (the plan's, or a correction's).
     pub fn steps(&self) -> &[InsertionStep] {
         &self.steps
+    }
+
+    /// Step `step`, numbered from the procedure's first insertion across corrections (as stages and actions number
+    /// them), if it is among the steps being executed.
+    pub fn step(&self, step: usize) -> Option<&InsertionStep> {
+        step.checked_sub(self.step_base).and_then(|i| self.steps.get(i))
+    }
+
+    /// Steps of the procedure as now planned: those done before the active steps, and the active ones.
+    pub fn planned_steps(&self) -> usize {
+        self.step_base + self.steps.len()
     }
     /// True from the first insertion command until a retraction is reported done.
     pub fn needle_may_be_in(&self) -> bool {
@@ -182,6 +197,7 @@ impl Procedure {
                 self.registration = None;
                 self.plan = None;
                 self.steps.clear();
+                self.step_base = 0;
                 self.stage = Stage::Registering;
             }
             Event::Registered(gated) => {
@@ -203,6 +219,7 @@ impl Procedure {
                     return reject(action, Reason::PlanFromOtherRegistration);
                 }
                 self.steps = plan.steps().to_vec();
+                self.step_base = 0;
                 self.axis_goal = plan.align_goal();
                 self.retracted = plan.align_goal().insertion();
                 self.insertion = self.retracted;
@@ -221,7 +238,7 @@ impl Procedure {
                 self.stage = if self.steps.is_empty() {
                     Stage::ReadyToConfirm
                 } else {
-                    Stage::ReadyToInsert { next: 0 }
+                    Stage::ReadyToInsert { next: self.step_base }
                 };
             }
             Event::StepDone => {
@@ -229,7 +246,7 @@ impl Procedure {
                     return self.wrong(action, "inserting");
                 };
                 self.stage = Stage::Checking { step };
-                self.insertion = self.steps.get(step).map_or(self.insertion, |s| s.insertion);
+                self.insertion = self.step(step).map_or(self.insertion, |s| s.insertion);
                 return Ok(vec![Action::AcquireCheckScan { step }]);
             }
             Event::CheckScanAnalysed { tip_error } => {
@@ -241,7 +258,7 @@ impl Procedure {
                 }
                 self.stage = if tip_error > self.config.max_tip_error {
                     Stage::NeedsCorrection { step, tip_error }
-                } else if step + 1 >= self.steps.len() {
+                } else if step + 1 >= self.planned_steps() {
                     Stage::ReadyToConfirm
                 } else {
                     Stage::ReadyToInsert { next: step + 1 }
@@ -353,7 +370,13 @@ impl Procedure {
                 },
             );
         }
+        let done = match self.stage {
+            Stage::NeedsCorrection { step, .. } => step + 1,
+            Stage::ReadyToInsert { next } => next,
+            _ => self.planned_steps(),
+        };
         self.steps = replan.steps().to_vec();
+        self.step_base = done;
         self.axis_goal = replan.reorient_goal();
         self.retracted = replan.retracted_goal().insertion();
         self.direction = replan.direction();
@@ -383,7 +406,7 @@ impl Procedure {
                 goal: self.axis_goal,
                 motion,
             },
-            Motion::Insert { step } => match self.steps.get(step) {
+            Motion::Insert { step } => match self.step(step) {
                 Some(s) => Action::MoveTo { goal: s.goal, motion },
                 None => return vec![Action::Hold],
             },

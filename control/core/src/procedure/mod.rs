@@ -4,7 +4,8 @@
 //! Idle ─ScanAcquired→ Registering ─Registered→ Planning ─Planned→ ReadyToAlign ─AlignRequested→ Aligning ─Aligned→
 //! ReadyToInsert(k) ─InsertStepRequested→ Inserting(k) ─StepDone→ Checking(k) ─CheckScanAnalysed→ ReadyToInsert(k+1)
 //!   … last step checked → ReadyToConfirm ─ConfirmRequested→ Confirmed ─RetractRequested→ Retracting ─Retracted→ Done
-//! Checking(k) with the tip off the path → NeedsCorrection ─Replanned→ Reorienting ─Aligned→ ReadyToInsert(0 of new steps)
+//! Checking(k) with the tip off the path → NeedsCorrection ─Replanned→ Reorienting ─Aligned→ ReadyToInsert(k+1), the
+//!   first of the correction's steps (k counts the steps of the whole procedure, across corrections)
 //!   (a correction must pivot about the planned entry, hold the insertion where the needle stands and, with the needle
 //!   in, turn at most `max_correction_angle`)
 //! any motion + enable released / e-stop / fault → Hold or QuickStop, Paused (the interrupted motion is remembered)

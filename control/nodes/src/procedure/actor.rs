@@ -198,8 +198,7 @@ impl Actor {
         let t_ct_robot = registration.t_robot_ct().inverse();
         let planned_tip = self
             .machine
-            .steps()
-            .get(step)
+            .step(step)
             .map(|s| t_ct_robot.apply(&self.s.planner.model().forward(&s.goal).tip))
             .unwrap_or_else(|| plan.target_ct());
         let input = CheckInput {
@@ -210,16 +209,13 @@ impl Actor {
             lesion: self.s.lesion,
             q: self.motion.status().borrow().actual,
             expected_tip: self.expected_tip.take().unwrap_or(planned_tip),
-            last_step: step + 1 >= self.machine.steps().len(),
+            last_step: step + 1 >= self.machine.planned_steps(),
             steps: self.performed.clone(),
             curvature_prior: self.s.curvature_prior,
             done_within: self.s.done_within,
             min_correction_depth: self.s.min_correction_depth,
         };
-        // Scans are numbered by the steps performed (the machine's index restarts with each correction's steps).
-        let scan = self.scanner.acquire(ScanPurpose::Check {
-            step: self.performed.len().saturating_sub(1),
-        });
+        let scan = self.scanner.acquire(ScanPurpose::Check { step });
         Some(Box::pin(async move {
             let result = match scan.await {
                 Ok(dir) => tokio::task::spawn_blocking(move || analyse(&dir, &input).map(|r| (dir, r)))
@@ -409,7 +405,7 @@ impl Actor {
             Done::Moved(motion, Ok(q)) => {
                 let event = match motion {
                     Move::Align | Move::Reorient => Event::Aligned,
-                    Move::Insert { step } => {
+                    Move::Insert { .. } => {
                         let before = self.performed.iter().map(|s| s.length).sum::<f64>();
                         let state = self.s.planner.model().forward(&q);
                         self.performed.push(PerformedStep {
@@ -420,7 +416,7 @@ impl Actor {
                         self.say(format!(
                             "step {} (of {} planned) inserted to {:.1} mm",
                             self.performed.len(),
-                            self.performed.len() + self.machine.steps().len().saturating_sub(step + 1),
+                            self.machine.planned_steps(),
                             q.insertion() * 1e3
                         ));
                         Event::StepDone
