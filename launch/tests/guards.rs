@@ -128,6 +128,17 @@ async fn stopped_by_the_estop(sim: &SimSystem, answer: &Answer) -> JointPosition
     held
 }
 
+/// `/reset_fault` until it goes through (the release travels with the consoles' next heartbeats; 2 s at most).
+async fn reset_once_released(op: &mut Operator, log: &mut BiopsyLog) -> bool {
+    for _ in 0..100 {
+        if op.call("/reset_fault", log).await.unwrap().success {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 #[test]
 fn unreachable_target_is_refused_with_the_joint_and_nothing_moves() {
     isolated(|| {
@@ -264,16 +275,7 @@ fn estop_mid_insertion_quick_stops_latches_and_needs_release_and_reset() {
             // Released and reset: the drives come back disabled and nothing moves until enabled and asked again; then the
             // step resumes from where the needle stopped.
             op.hold_estop(false);
-            let mut released = false;
-            for _ in 0..100 {
-                let reset = op.call("/reset_fault", log).await.unwrap();
-                if reset.success {
-                    released = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await; // the release travels with the next heartbeat
-            }
-            assert!(released, "reset after release");
+            assert!(reset_once_released(op, log).await, "reset after release");
             assert!(op.set_enable(true, log).await.unwrap().success);
             assert_eq!(still_for(sim, 2_000).await, held);
             let resumed = op.call("/insert_step", log).await.unwrap();
@@ -319,15 +321,7 @@ fn a_second_console_cannot_release_an_estop_held_on_the_first() {
             assert_eq!(still_for(sim, 500).await, held);
             // Released on the first console too: a reset goes through once the last "pressed" is a heartbeat old.
             button.hold(false);
-            let mut released = false;
-            for _ in 0..100 {
-                if op.call("/reset_fault", log).await.unwrap().success {
-                    released = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await; // the release travels with the next heartbeats
-            }
-            assert!(released, "reset after both consoles released");
+            assert!(reset_once_released(op, log).await, "reset after both consoles released");
         });
     });
 }

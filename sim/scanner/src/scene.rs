@@ -60,15 +60,8 @@ impl Shape {
             Shape::Sphere { center, radius } => (p - center).norm() / radius,
             Shape::Ellipsoid { center, semi_axes } => (p - center).component_div(semi_axes).norm(),
             Shape::EllipticCylinder {
-                center,
-                semi_x,
-                semi_y,
-                half_length,
-            } => {
-                let d = p - center;
-                let radial = ((d.x / semi_x).powi(2) + (d.y / semi_y).powi(2)).sqrt();
-                radial.max(d.z.abs() / half_length)
-            }
+                center, half_length, ..
+            } => self.level_xy(p).max((p.z - center.z).abs() / half_length),
             Shape::Capsule { a, b, radius } => {
                 let ab = b - a;
                 let t = ((p - a).dot(&ab) / ab.norm_squared().max(f64::MIN_POSITIVE)).clamp(0.0, 1.0);

@@ -6,6 +6,7 @@ use std::time::Instant;
 use acus_control::frames::Point;
 use acus_control::kinematics::{Joint, NeedleRequest, PositionerModel};
 use acus_control::registration::FiducialModel;
+use acus_sim_scanner::ScanProtocol;
 use acus_sim_twin::patient::{Patient, PatientConfig};
 
 const URDF: &str = include_str!("../../../urdf/positioner.urdf");
@@ -15,25 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fiducials = FiducialModel::from_urdf_str(URDF)?;
     let config = PatientConfig::reference();
     let mut patient = Patient::new(config.clone(), model.clone(), fiducials)?;
-    let runs = 5;
-    let time =
-        |patient: &Patient, protocol: &acus_sim_scanner::ScanProtocol| -> Result<f64, Box<dyn std::error::Error>> {
-            let mut best = f64::INFINITY;
-            for _ in 0..runs {
-                let t = Instant::now();
-                patient.scan(protocol)?;
-                best = best.min(t.elapsed().as_secs_f64());
-            }
-            Ok(best)
-        };
     let planning = patient.planning_protocol(0.8e-3, 2e-3, 15.0, 1);
-    let seconds = time(&patient, &planning)?;
-    let voxels = planning.columns * planning.rows * planning.slices;
-    println!(
-        "planning scan: {voxels} voxels in {:.3} s ({:.1} ns/voxel), best of {runs}",
-        seconds,
-        seconds / voxels as f64 * 1e9
-    );
+    report("planning scan", &patient, &planning)?;
 
     // The needle aligned from the skin above the lesion and inserted 60 mm, as after the second step.
     let t_robot_ct = config.t_ct_robot.inverse();
@@ -45,12 +29,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     q.set(Joint::Insertion, 0.06);
     patient.sync(&q)?;
     let check = patient.check_protocol(0.7e-3, 1e-3, 15.0, 2);
-    let seconds = time(&patient, &check)?;
-    let voxels = check.columns * check.rows * check.slices;
+    report("check scan", &patient, &check)?;
+    Ok(())
+}
+
+/// Best wall time of five scans with `protocol`, printed.
+fn report(name: &str, patient: &Patient, protocol: &ScanProtocol) -> Result<(), Box<dyn std::error::Error>> {
+    const RUNS: usize = 5;
+    let mut best = f64::INFINITY;
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        patient.scan(protocol)?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let voxels = protocol.columns * protocol.rows * protocol.slices;
     println!(
-        "check scan: {voxels} voxels in {:.3} s ({:.1} ns/voxel), best of {runs}",
-        seconds,
-        seconds / voxels as f64 * 1e9
+        "{name}: {voxels} voxels in {best:.3} s ({:.1} ns/voxel), best of {RUNS}",
+        best / voxels as f64 * 1e9
     );
     Ok(())
 }
