@@ -96,6 +96,10 @@ pub struct SubDevice {
     skew_ns: u64,
     /// Process data was exchanged in the current frame.
     pd_touched: bool,
+    /// RxPDO and TxPDO mapping entries (0x1C12, 0x1C13), read on entering SAFE-OP: the dictionary refuses mapping
+    /// changes outside PRE-OP, so they hold while process data flows and need not be looked up every frame.
+    rx_mapping: Vec<u32>,
+    tx_mapping: Vec<u32>,
 }
 
 fn rd_u16(m: &[u8], a: u16) -> u16 {
@@ -131,6 +135,8 @@ impl SubDevice {
             mbx_in_full: false,
             skew_ns,
             pd_touched: false,
+            rx_mapping: Vec::new(),
+            tx_mapping: Vec::new(),
         };
         dev.publish_al();
         // Let the drive leave Not-ready-to-switch-on and publish its actual position.
@@ -292,6 +298,10 @@ impl SubDevice {
                 self.mbx_in_full = false;
             }
             self.state = requested;
+            if requested >= AlState::SafeOp {
+                self.rx_mapping = self.od.assigned_mapping(0x1C12);
+                self.tx_mapping = self.od.assigned_mapping(0x1C13);
+            }
         }
         self.publish_al();
     }
@@ -453,10 +463,9 @@ impl SubDevice {
         // Outputs: RxPDO mapping (0x1C12) from SM2 memory into the dictionary.
         if op {
             let mut off = usize::from(layout::PD_OUT_ADDR);
-            for m in self.od.assigned_mapping(0x1C12) {
+            for &m in &self.rx_mapping {
                 let n = (m & 0xFF) as usize / 8;
-                let bytes = self.mem[off..off + n].to_vec();
-                self.od.set((m >> 16) as u16, &bytes);
+                self.od.set((m >> 16) as u16, &self.mem[off..off + n]);
                 off += n;
             }
         }
@@ -473,8 +482,11 @@ impl SubDevice {
 
     /// Copy the TxPDO-mapped objects (0x1C13) from the dictionary into SM3 memory.
     fn publish_inputs(&mut self) {
+        if self.state < AlState::SafeOp {
+            self.tx_mapping = self.od.assigned_mapping(0x1C13);
+        }
         let mut off = usize::from(layout::PD_IN_ADDR);
-        for m in self.od.assigned_mapping(0x1C13) {
+        for &m in &self.tx_mapping {
             let n = (m & 0xFF) as usize / 8;
             if let Ok(v) = self.od.read((m >> 16) as u16, (m >> 8) as u8) {
                 let k = v.len().min(n);
