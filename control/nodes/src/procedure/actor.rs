@@ -121,9 +121,10 @@ impl Actor {
     fn finish(&mut self) {
         if let Some(reply) = self.reply.take() {
             // What happened, then where the procedure stands now (with a latched fault, if any).
-            let text = match self.note.is_empty() {
-                true => format!("→ {}", self.machine.status()),
-                false => format!("{} → {}", self.note.join("; "), self.machine.status()),
+            let text = if self.note.is_empty() {
+                format!("→ {}", self.machine.status())
+            } else {
+                format!("{} → {}", self.note.join("; "), self.machine.status())
             };
             let _ = reply.send((!self.failed, text));
         }
