@@ -8,8 +8,34 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// How far ROS 2 (DDS) discovery reaches. The robot's services (`/enable`, `/insert_step`) and the e-stop ride on
+    /// DDS, so the default keeps them on this host whatever the environment says; open it only on an isolated, trusted
+    /// network (see the README, "Deploying beyond one host").
+    #[arg(long, global = true, value_enum, default_value_t = DdsRange::Localhost)]
+    dds_range: DdsRange,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `ROS_AUTOMATIC_DISCOVERY_RANGE` values (ROS 2 Jazzy).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DdsRange {
+    /// This host only.
+    Localhost,
+    /// The local subnet (multicast discovery).
+    Subnet,
+    /// No automatic discovery (static peers only, `ROS_STATIC_PEERS`).
+    Off,
+}
+
+impl DdsRange {
+    fn env_value(self) -> &'static str {
+        match self {
+            DdsRange::Localhost => "LOCALHOST",
+            DdsRange::Subnet => "SUBNET",
+            DdsRange::Off => "OFF",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -26,9 +52,15 @@ enum Command {
         /// Drive the EtherCAT cycle at 1 kHz of wall time instead of the simulated clock.
         #[arg(long)]
         realtime: bool,
-        /// Seed of the needle and the image noise (overrides the configuration).
+        /// Seed of every draw of the world: robot as built, frame, table, operator, needle, image noise (overrides the
+        /// configuration).
         #[arg(long)]
         seed: Option<u64>,
+        /// The simulated world: `ideal` (the robot, frame, scanner and operator exactly as the controller's model),
+        /// `realistic` (the noise model of launch/config/worlds/realistic.yaml) or a world file; default: the
+        /// configuration's choice (realistic).
+        #[arg(long)]
+        world: Option<String>,
         /// Start the system and serve its ROS 2 interface until interrupted, without running the biopsy: drive it
         /// yourself (`ros2 service call /procedure/scan std_srvs/srv/Trigger`, …, or 3D Slicer).
         #[arg(long)]
@@ -52,6 +84,8 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Before any thread exists and before the first ROS context reads it.
+    std::env::set_var("ROS_AUTOMATIC_DISCOVERY_RANGE", cli.dds_range.env_value());
     match cli.command {
         Command::EmulatorParams { config } => match emulator_params(&config) {
             Ok(yaml) => {
@@ -68,6 +102,7 @@ fn main() -> std::process::ExitCode {
             out,
             realtime,
             seed,
+            world,
             ecat_iface,
             serve,
         } => {
@@ -84,6 +119,7 @@ fn main() -> std::process::ExitCode {
                 out,
                 realtime,
                 seed,
+                world,
                 drives,
             };
             if serve {
@@ -120,7 +156,7 @@ fn main() -> std::process::ExitCode {
 
 fn emulator_params(config: &std::path::Path) -> anyhow::Result<String> {
     let sim = acus_launch::config::SimConfig::load(config)?;
-    let drives = acus_ethercat::config::DrivesConfig::load(&sim.drives_path)?;
+    let drives = acus_launch::system::load_drives(&sim.drives_path)?;
     let params = acus_sim_twin::drives::emulator_params(&drives, &sim.file.start_pose)?;
     Ok(serde_yaml::to_string(&params)?)
 }

@@ -22,6 +22,8 @@ pub struct SimOptions {
     pub realtime: bool,
     /// Override of the configuration's seed.
     pub seed: Option<u64>,
+    /// The world to run (`ideal`, `realistic` or a world file); none: the configuration's choice.
+    pub world: Option<String>,
     /// Where the drives are.
     pub drives: system::Drives,
 }
@@ -41,21 +43,28 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// Check scans taken.
     pub check_scans: usize,
+    /// The world it ran in.
+    pub world: String,
+    /// FRE of the registration, m RMS.
+    pub fre: Option<f64>,
     /// The summary as printed.
     pub text: String,
 }
 
 /// Run the simulated biopsy; `progress` gets every answer as it arrives.
 pub fn run(options: &SimOptions, progress: impl FnMut(&Answer) + Send + 'static) -> Result<Summary> {
-    run_with(SimConfig::load(&options.config)?, options, progress)
+    run_with(
+        SimConfig::load_in(&options.config, options.world.as_deref())?,
+        options,
+        progress,
+    )
 }
 
 /// Start the simulated system and serve its ROS 2 interface until Ctrl-C (or SIGTERM from a launch system).
 pub fn serve(options: &SimOptions) -> Result<()> {
-    let mut config = SimConfig::load(&options.config)?;
+    let mut config = SimConfig::load_in(&options.config, options.world.as_deref())?;
     if let Some(seed) = options.seed {
-        config.file.seed = seed;
-        config.patient.tissue.seed = seed;
+        config.set_seed(seed)?;
     }
     let runtime = tokio::runtime::Runtime::new()?;
     let _guard = runtime.enter();
@@ -64,19 +73,31 @@ pub fn serve(options: &SimOptions) -> Result<()> {
     } else {
         Pacing::Simulated
     };
-    let _sim = system::start(&config, &options.out.join("scans"), pacing, &options.drives)?;
+    let sim = system::start(&config, &options.out.join("scans"), pacing, &options.drives)?;
     println!(
-        "acus sim: serving (entry and target from {}; e-stop counts as pressed until /estop says otherwise); Ctrl-C stops",
+        "acus sim: serving in world `{}` ({}; entry and target from {}; e-stop counts as pressed until /estop says otherwise); Ctrl-C stops",
+        config.world.name,
+        config.world_path.display(),
         options.config.display()
     );
     runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
+        let name = stop_signal().await?;
+        println!("acus sim: {name}: stopping the robot");
+        sim.motion
+            .shutdown()
+            .await
+            .map_err(|e| anyhow::anyhow!("orderly stop: {e}"))
     })?;
     Ok(())
+}
+
+/// The first SIGINT (Ctrl-C) or SIGTERM (a launch system, `kill`), by name.
+async fn stop_signal() -> Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT").map_err(Into::into),
+        _ = term.recv() => Ok("SIGTERM"),
+    }
 }
 
 /// Run the simulated biopsy with a configuration already loaded (`options.config` is not read).
@@ -86,8 +107,7 @@ pub fn run_with(
     progress: impl FnMut(&Answer) + Send + 'static,
 ) -> Result<Summary> {
     if let Some(seed) = options.seed {
-        config.file.seed = seed;
-        config.patient.tissue.seed = seed;
+        config.set_seed(seed)?;
     }
     std::fs::create_dir_all(&options.out).with_context(|| format!("creating {}", options.out.display()))?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -101,10 +121,22 @@ pub fn run_with(
     let mut sim = system::start(&config, &options.out.join("scans"), pacing, &options.drives)?;
     let mut started = Instant::now();
     let log = runtime.block_on(async {
-        let mut operator = Operator::start(&sim.ctx, config.entry, config.patient.lesion).await?;
+        let mut operator = Operator::start(&sim.ctx, config.controller.entry, config.controller.target).await?;
         operator.on_answer = Box::new(progress);
         started = Instant::now();
-        let log = operator.biopsy().await;
+        let log = tokio::select! {
+            log = operator.biopsy() => log,
+            signal = stop_signal() => {
+                // The request in flight is dropped; the robot stops in order: halt along the motion (the needle is
+                // never pulled back), disable, the drives seen disabled.
+                let name = signal?;
+                let stopped = match sim.motion.shutdown().await {
+                    Ok(()) => "motion halted, every drive reports it is disabled; the needle stays where it stopped",
+                    Err(e) => return Err(anyhow::anyhow!("interrupted by {name}; the orderly stop failed: {e}")),
+                };
+                return Err(anyhow::anyhow!("interrupted by {name}: {stopped}"));
+            }
+        };
         if log.is_err() {
             operator.collect_diagnostics(&mut BiopsyLog::default());
         }
@@ -128,8 +160,19 @@ pub fn run_with(
 
     let mut text = String::new();
     let reg = &log.registration;
+    let fre = reg
+        .get("FRE RMS [mm]")
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v * 1e-3);
     let get = |k: &str| reg.get(k).cloned().unwrap_or_else(|| "?".into());
     let _ = writeln!(text, "acus sim — simulated CT-guided biopsy");
+    let _ = writeln!(
+        text,
+        "world: {} ({}), seed {}",
+        config.world.name,
+        config.world_path.display(),
+        config.file.seed
+    );
     let _ = writeln!(
         text,
         "registration: {} fiducials, FRE {} mm RMS, predicted TRE {} mm at the target",
@@ -176,6 +219,8 @@ pub fn run_with(
         sim_seconds,
         wall_seconds,
         check_scans: checks.len(),
+        world: config.world.name.clone(),
+        fre,
         text,
     })
 }

@@ -9,7 +9,8 @@ use acus_nodes::motion::MotionStatus;
 use acus_nodes::procedure::{ScanPurpose, ScanSource};
 use acus_nodes::Spinner;
 use acus_sim_scanner::{write_series, SeriesInfo};
-use acus_sim_twin::patient::Patient;
+use acus_sim_twin::patient::{Imaging, Patient};
+use acus_sim_twin::world::ScannerModel;
 use anyhow::Result;
 use futures::future::BoxFuture;
 use r2r::std_msgs::msg::String as StringMsg;
@@ -38,6 +39,7 @@ pub struct SimScanner {
     out: PathBuf,
     planning: ScanFile,
     check: ScanFile,
+    world: ScannerModel,
     seed: u64,
     count: AtomicUsize,
     /// Scanner time spent (ms), for the simulated clock.
@@ -56,6 +58,7 @@ impl SimScanner {
         joints: watch::Receiver<MotionStatus>,
         out: PathBuf,
         (planning, check): (ScanFile, ScanFile),
+        world: ScannerModel,
         seed: u64,
     ) -> Result<Self> {
         let mut node = r2r::Node::create(ctx.clone(), "ct_scanner", "")?;
@@ -68,6 +71,7 @@ impl SimScanner {
             out,
             planning,
             check,
+            world,
             seed,
             count: AtomicUsize::new(0),
             scanner_ms: Arc::new(AtomicU64::new(0)),
@@ -90,6 +94,7 @@ impl ScanSource for SimScanner {
         let patient = Arc::clone(&self.patient);
         let records = Arc::clone(&self.records);
         let seed = self.seed.wrapping_mul(1000).wrapping_add(n as u64);
+        let imaging = Imaging::for_scan(&self.world, self.seed, n as u64);
         let scanner_ms = Arc::clone(&self.scanner_ms);
         let announce = Arc::clone(&self.announce);
         Box::pin(async move {
@@ -98,8 +103,8 @@ impl ScanSource for SimScanner {
                 patient.sync(&q).map_err(|e| e.to_string())?;
                 let f = protocol_file;
                 let protocol = match purpose {
-                    ScanPurpose::Planning => patient.planning_protocol(f.pixel, f.slice, f.noise_hu, seed),
-                    ScanPurpose::Check { .. } => patient.check_protocol(f.pixel, f.slice, f.noise_hu, seed),
+                    ScanPurpose::Planning => patient.planning_protocol(f.pixel, f.slice, &imaging, seed),
+                    ScanPurpose::Check { .. } => patient.check_protocol(f.pixel, f.slice, &imaging, seed),
                 };
                 let t0 = std::time::Instant::now();
                 let volume = patient.scan(&protocol).map_err(|e| e.to_string())?;

@@ -14,15 +14,16 @@ use acus_ethercat::config::DrivesConfig;
 use acus_ethercat::ethercrab_bus::{pdu_storage, spawn_nic_task, BusTiming, EthercrabBus};
 use acus_ethercat::runner::{Controller, Pacing};
 use acus_nodes::motion::Motion;
-use acus_nodes::procedure::{self, ProcedureSettings};
+use acus_nodes::procedure::{self, NeedleSpec, ProcedureSettings};
 use acus_nodes::registration::{self, RegistrationConfig};
 use acus_nodes::robot_description::{self, RobotStateConfig};
 use acus_nodes::RunningNode;
-use acus_sim_twin::patient::Patient;
+use acus_sim_twin::patient::{FrameAsBuilt, Patient};
+use acus_sim_twin::robot::AsBuiltRobot;
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::watch;
 
-use crate::config::SimConfig;
+use crate::config::{ControllerConfig, SimConfig};
 use crate::scanner::SimScanner;
 
 /// The running simulation. Dropping it stops the nodes, the cycle and the emulated drives.
@@ -62,16 +63,21 @@ pub enum Drives {
 
 /// Start everything; must be called inside a tokio runtime (nodes spawn their tasks). `out` receives the scans.
 pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives) -> Result<SimSystem> {
-    let model = PositionerModel::from_urdf_str(&config.urdf).context("robot URDF")?;
-    let fiducials = FiducialModel::from_urdf_str(&config.urdf).context("fiducial frame in the URDF")?;
-    let drives = DrivesConfig::load(&config.drives_path).context("drive configuration")?;
+    let controller_config = &config.controller;
+    let fiducials = FiducialModel::from_urdf_str(&controller_config.urdf).context("fiducial frame in the URDF")?;
+    let drives = load_drives(&config.drives_path)?;
     let period = Duration::from_secs_f64(drives.cycle_time_s);
 
     // The drives: emulated, answering real EtherCAT frames in process; the master brings them up by SDO and DC.
     let timing = BusTiming {
         dc_static_sync_iterations: 200,
         pdu_timeout: Duration::from_millis(50),
-        cycle: period,
+        // Real time: a lost frame is reported within 2 periods; a simulated clock waits longer (not wall time).
+        process_data_timeout: match pacing {
+            Pacing::RealTime => period * 3 / 2,
+            Pacing::Simulated => acus_ethercat::ethercrab_bus::SIMULATED_PD_TIMEOUT,
+        },
+        ..BusTiming::real_time(period)
     };
     let (bus, link) = match drives_at {
         Drives::InProcess => {
@@ -90,7 +96,13 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
     let controller = Controller::spawn_paced(bus, &drives.axes, period, pacing).context("EtherCAT cycle")?;
     let motion = Motion::start(controller, period)?;
 
-    let patient = Patient::new(config.patient.clone(), model.clone(), fiducials.clone())?;
+    // The world: the robot as built and the frame as manufactured, drawn from the seed against the design.
+    let seed = config.file.seed;
+    let robot = AsBuiltRobot::build(&config.design_urdf, &config.world.robot, seed)?;
+    let design_frame =
+        FiducialModel::from_urdf_str(&config.design_urdf).context("fiducial frame in the design URDF")?;
+    let frame = FrameAsBuilt::manufacture(&design_frame, config.world.frame.sphere_centre, seed);
+    let patient = Patient::new(config.patient.clone(), robot, frame)?;
     let patient = Arc::new(Mutex::new(patient));
     let ctx = r2r::Context::create().map_err(|e| anyhow!("ROS 2 context: {e}"))?;
 
@@ -106,13 +118,13 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
     let robot_state = robot_description::start(
         &ctx,
         RobotStateConfig {
-            urdf: config.urdf.clone(),
+            urdf: controller_config.urdf.clone(),
             rate: Duration::from_millis(5),
         },
         joints,
     )?;
 
-    let gate = config.gate.clone();
+    let gate = controller_config.gate.clone();
     let (outcomes_tx, outcomes) = watch::channel(None);
     let registration = registration::start(
         &ctx,
@@ -120,7 +132,7 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
             model: fiducials,
             gate: gate.clone(),
             series_dir: None,
-            default_targets: vec![config.patient.lesion],
+            default_targets: vec![controller_config.target],
         },
         outcomes_tx,
     )?;
@@ -131,30 +143,11 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
         motion.status(),
         out.to_path_buf(),
         (config.file.planning_scan, config.file.check_scan),
-        config.file.seed,
+        config.world.scanner,
+        seed,
     )?);
 
-    let planning = PlanningParams {
-        max_step: config.file.planning.max_step,
-        insertion_margin: config.file.planning.insertion_margin,
-        ..PlanningParams::default()
-    };
-    let settings = ProcedureSettings {
-        planner: Planner::new(model, planning)?,
-        machine: ProcedureConfig::default(),
-        gate,
-        entry: Some(config.entry),
-        target: Some(config.patient.lesion),
-        align_speed: config.file.motion.align_speed,
-        insertion_speed: config.file.motion.insertion_speed,
-        curvature_prior: config.patient.tissue.curvature,
-        done_within: 1.0e-3,
-        min_correction_depth: 0.015,
-        lesion: Some((
-            config.patient.lesion_radius,
-            config.patient.lesion_hu - acus_sim_scanner::SOFT_TISSUE_HU,
-        )),
-    };
+    let settings = controller_settings(controller_config)?;
     let procedure = procedure::start(&ctx, settings, motion.clone(), scanner.clone(), outcomes.clone())?;
     let mut nodes = vec![robot_state, registration, procedure];
     nodes.push(RunningNode::new_tasks(vec![follow]));
@@ -170,6 +163,39 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
     })
 }
 
+/// The procedure's settings, from the controller's configuration alone (the world cannot reach them: see
+/// launch/tests/truth_boundary.rs).
+pub fn controller_settings(c: &ControllerConfig) -> Result<ProcedureSettings> {
+    let model = PositionerModel::from_urdf_str(&c.urdf).context("robot URDF")?;
+    let f = &c.file;
+    let planning = PlanningParams {
+        max_step: f.planning.max_step,
+        insertion_margin: f.planning.insertion_margin,
+        ..PlanningParams::default()
+    };
+    Ok(ProcedureSettings {
+        planner: Planner::new(model, planning)?,
+        machine: ProcedureConfig::default(),
+        gate: c.gate.clone(),
+        entry: Some(c.entry),
+        target: Some(c.target),
+        align_speed: f.motion.align_speed,
+        insertion_speed: f.motion.insertion_speed,
+        curvature_prior: f.curvature_prior,
+        axis_prior: acus_control::needle::AxisPrior {
+            tilt: f.axis_tilt_prior,
+            offset: f.axis_offset_prior,
+        },
+        done_within: f.done_within,
+        min_correction_depth: f.min_correction_depth,
+        lesion: Some((f.lesion.radius, f.lesion.contrast_hu)),
+        needle: NeedleSpec {
+            radius: f.needle.diameter / 2.0,
+            hu: f.needle.hu,
+        },
+    })
+}
+
 impl SimSystem {
     /// Procedure time so far, as it would pass on the real robot: the drive-clock time of every motion plus the modelled
     /// time of every scan, s. (Operator think time is not modelled.)
@@ -182,4 +208,11 @@ impl SimSystem {
     pub fn stop_nodes(&mut self) {
         self.nodes.clear();
     }
+}
+
+/// The drive configuration, its drives checked against the controller's joint order: axis i of the cycle is
+/// `Joint::ALL[i]` everywhere above it, so a reordered file is refused rather than sending x goals to the insertion axis.
+pub fn load_drives(path: &Path) -> Result<DrivesConfig> {
+    let order = acus_control::kinematics::Joint::ALL.map(|j| j.name());
+    DrivesConfig::load_in_order(path, &order).context("drive configuration")
 }

@@ -13,9 +13,14 @@ use acus_launch::system::{self, Drives, SimSystem};
 use acus_nodes::testing::isolated;
 
 fn config() -> SimConfig {
-    let mut c = SimConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml").as_ref()).unwrap();
+    // The ideal world: these tests are about the guards, not accuracy.
+    let mut c = SimConfig::load_in(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml").as_ref(),
+        Some("ideal"),
+    )
+    .unwrap();
     // Slow insertion (1 mm/s): a step lasts long enough on the drive clock to be interrupted midway.
-    c.file.motion.insertion_speed = 0.02;
+    c.controller.file.motion.insertion_speed = 0.02;
     c
 }
 
@@ -26,7 +31,7 @@ fn with_system(config: SimConfig, body: impl AsyncFnOnce(&SimSystem, &mut Operat
     let _guard = rt.enter();
     let sim = system::start(&config, out.path(), Pacing::Simulated, &Drives::InProcess).unwrap();
     rt.block_on(async {
-        let mut operator = Operator::start(&sim.ctx, config.entry, config.patient.lesion)
+        let mut operator = Operator::start(&sim.ctx, config.controller.entry, config.controller.target)
             .await
             .unwrap();
         operator.on_answer = Box::new(|a: &Answer| println!("{} {}: {}", a.service, a.success, a.message));
@@ -59,7 +64,7 @@ async fn scan_and_register(op: &mut Operator, log: &mut BiopsyLog) -> Answer {
 }
 
 fn op_entry() -> Point<acus_control::frames::Ct> {
-    config().entry
+    config().controller.entry
 }
 
 fn actual(sim: &SimSystem) -> JointPositions {
@@ -122,7 +127,12 @@ async fn stopped_by_the_estop(sim: &SimSystem, answer: &Answer) -> JointPosition
     );
     let mut status = sim.motion.status();
     let stopped = *status.wait_for(|s| s.fault.is_some()).await.unwrap();
-    assert_eq!(stopped.fault, Some(acus_ethercat::cycle::Fault::EmergencyStop));
+    assert_eq!(
+        stopped.fault,
+        Some(acus_ethercat::cycle::Fault::EmergencyStop {
+            source: acus_ethercat::safety::StopSource::Command
+        })
+    );
     let held = still_for(sim, 3_000).await;
     assert!(held.insertion() < 0.029, "stopped at {:.1} mm", held.insertion() * 1e3);
     held
@@ -144,8 +154,9 @@ fn unreachable_target_is_refused_with_the_joint_and_nothing_moves() {
     isolated(|| {
         let mut c = config();
         // A lesion 13 cm to the side: the y stage (±100 mm) cannot bring the needle guide over it.
-        c.patient.lesion = Point::xyz(-0.12, -0.03, 0.01);
-        c.entry = c.patient.skin_above(&c.patient.lesion);
+        c.world.patient.lesion = [-0.12, -0.03, 0.01];
+        c.file.entry_xz = [-0.12, 0.01];
+        c.apply_world().unwrap();
         with_system(c, async |sim, op, log| {
             assert!(scan_and_register(op, log).await.success);
             assert!(op.set_enable(true, log).await.unwrap().success);
@@ -173,7 +184,7 @@ fn unreachable_target_is_refused_with_the_joint_and_nothing_moves() {
 fn a_refused_registration_blocks_planning_and_motion() {
     isolated(|| {
         let mut c = config();
-        c.gate.max_fre_rms = 0.01e-3; // stricter than any real scan: the gate must refuse
+        c.controller.gate.max_fre_rms = 0.01e-3; // stricter than any real scan: the gate must refuse
         with_system(c, async |sim, op, log| {
             let registered = scan_and_register(op, log).await;
             assert!(!registered.success);

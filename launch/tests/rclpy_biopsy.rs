@@ -12,7 +12,11 @@ use acus_nodes::testing::{isolated, peer_script, Peer};
 #[test]
 fn rclpy_drives_a_biopsy_through_ros_alone() {
     isolated(|| {
-        let config = SimConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml").as_ref()).unwrap();
+        let config = SimConfig::load_in(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml").as_ref(),
+            Some("ideal"),
+        )
+        .unwrap();
         let out = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();
         let _guard = rt.enter();
@@ -42,6 +46,7 @@ fn rclpy_drives_a_biopsy_through_ros_alone() {
         let records = sim.scanner.records.lock().unwrap().clone();
         let last = records.iter().rev().find(|r| r.true_tip.is_some()).unwrap();
         let error = last.true_tip.unwrap().distance(&last.true_lesion);
-        assert!(error <= 1.5e-3, "final error {:.2} mm", error * 1e3);
+        // The ideal world (this test is about the ROS interface): its figure, 0.09–0.34 mm over seeds 1–10, with margin.
+        assert!(error <= 0.40e-3, "final error {:.2} mm", error * 1e3);
     });
 }

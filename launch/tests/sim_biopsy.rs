@@ -1,6 +1,9 @@
 //! The simulated biopsy end to end, in process: emulated CiA 402 drives answering real EtherCAT frames (PduTx/PduRx), the
-//! virtual scanner writing DICOM, every node over DDS, the operator through the ROS interface. The final tip-to-target
-//! error (ground truth of the twin) must be within 1.5 mm with the default noise model.
+//! virtual scanner writing DICOM, every node over DDS, the operator through the ROS interface. The thresholds are the
+//! figures the README states, with a stated margin: in the `ideal` world (robot, frame, scanner and operator exactly as
+//! the controller's model) the final tip-to-target error was 0.09–0.34 mm over seeds 1–10, accepted up to 0.40 mm; in the
+//! `realistic` world (launch/config/worlds/realistic.yaml) 0.24–0.80 mm over seeds 1–10 (seed 2: 0.80 mm), accepted up to
+//! 1.0 mm.
 
 use std::path::PathBuf;
 
@@ -12,8 +15,53 @@ fn default_config() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml"))
 }
 
+fn biopsy_in(world: &str, seed: Option<u64>, max_error: f64) -> acus_launch::run::Summary {
+    let out = tempfile::tempdir().unwrap();
+    let options = SimOptions {
+        config: default_config(),
+        out: out.path().to_path_buf(),
+        realtime: false,
+        seed,
+        world: Some(world.into()),
+        drives: Drives::InProcess,
+    };
+    let summary = run(&options, |a| println!("{} {}: {}", a.service, a.success, a.message)).unwrap();
+    println!("{}", summary.text);
+    assert_eq!(summary.world, world);
+    assert!(
+        summary.final_error <= max_error,
+        "final error {:.2} mm in world {world}",
+        summary.final_error * 1e3
+    );
+    summary
+}
+
+/// The realistic world does not flatter the controller: registration sees the frame as manufactured (FRE well above
+/// the ideal world's 0.01 mm), and the biopsy still ends within the figure claimed for it.
 #[test]
-fn simulated_biopsy_reaches_the_target_within_1_5_mm() {
+fn realistic_world_biopsy_ends_within_1_mm_on_seed_2() {
+    isolated(|| {
+        let summary = biopsy_in("realistic", Some(2), 1.0e-3);
+        let fre = summary.fre.expect("an FRE");
+        assert!(
+            fre > 0.05e-3,
+            "FRE {:.3} mm: the frame as manufactured differs from its model",
+            fre * 1e3
+        );
+        let measured = summary
+            .measured_final_error
+            .expect("the last check scan measured the tip");
+        assert!(
+            (measured - summary.final_error).abs() < 0.6e-3,
+            "the scan agrees with the truth within 0.6 mm: {:.2} vs {:.2} mm",
+            measured * 1e3,
+            summary.final_error * 1e3
+        );
+    });
+}
+
+#[test]
+fn ideal_world_biopsy_reaches_the_target_within_0_4_mm() {
     isolated(|| {
         let out = tempfile::tempdir().unwrap();
         let options = SimOptions {
@@ -21,6 +69,7 @@ fn simulated_biopsy_reaches_the_target_within_1_5_mm() {
             out: out.path().to_path_buf(),
             realtime: false,
             seed: None,
+            world: Some("ideal".into()),
             drives: Drives::InProcess,
         };
         let summary = run(&options, |a| println!("{} {}: {}", a.service, a.success, a.message)).unwrap();
@@ -39,7 +88,7 @@ fn simulated_biopsy_reaches_the_target_within_1_5_mm() {
         assert!(refused.is_empty(), "refused: {refused:?}");
         assert!(summary.check_scans >= 2, "{} check scans", summary.check_scans);
         assert!(
-            summary.final_error <= 1.5e-3,
+            summary.final_error <= 0.40e-3,
             "final error {:.2} mm",
             summary.final_error * 1e3
         );
@@ -47,8 +96,8 @@ fn simulated_biopsy_reaches_the_target_within_1_5_mm() {
             .measured_final_error
             .expect("the last check scan measured the tip");
         assert!(
-            (measured - summary.final_error).abs() < 0.5e-3,
-            "the scan agrees with the truth within 0.5 mm"
+            (measured - summary.final_error).abs() < 0.2e-3,
+            "the scan agrees with the truth within 0.2 mm"
         );
         // The scans and the log are on disk: a DICOM series per scan.
         let log = std::fs::read_to_string(out.path().join("log.txt")).unwrap();
@@ -58,8 +107,9 @@ fn simulated_biopsy_reaches_the_target_within_1_5_mm() {
     });
 }
 
-/// A study is repeatable: the same seed gives the same biopsy, down to what each check scan measured. Nothing in the
-/// outcome may depend on wall-clock timing (when a scan was taken while an axis was still settling, say).
+/// A study is repeatable: the same seed in the same world gives the same biopsy, down to what each check scan measured —
+/// every draw of the realistic world (robot as built, frame, table, operator) included. Nothing in the outcome may
+/// depend on wall-clock timing (when a scan was taken while an axis was still settling, say).
 #[test]
 fn the_same_seed_gives_the_same_biopsy() {
     isolated(|| {
@@ -69,7 +119,8 @@ fn the_same_seed_gives_the_same_biopsy() {
                 config: default_config(),
                 out: out.path().to_path_buf(),
                 realtime: false,
-                seed: Some(11),
+                seed: Some(2),
+                world: Some("realistic".into()),
                 drives: Drives::InProcess,
             };
             let summary = run(&options, |_| {}).unwrap();
@@ -88,6 +139,6 @@ fn the_same_seed_gives_the_same_biopsy() {
         };
         let (first, second) = (outcome(), outcome());
         assert!(!first.0.is_empty(), "no check scan measured");
-        assert_eq!(first, second, "two runs with seed 11 differ");
+        assert_eq!(first, second, "two runs with seed 2 differ");
     });
 }

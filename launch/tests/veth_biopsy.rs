@@ -1,10 +1,10 @@
 //! System test: the simulated biopsy with the EtherCAT drives in a separate process — the emulator on one end of a veth
 //! pair in its own network namespace, `acus sim` (master, nodes, scanner) in another — so every process-data frame is a
-//! real Ethernet frame. Needs root (CI runs as root); `ACUS_SKIP_NETNS_TESTS=1` skips it.
+//! real Ethernet frame. Needs root (CI runs as root); built with `ACUS_SKIP_NETNS_TESTS=1` it reports as ignored.
 
 use std::process::Command;
 
-use acus_sim_ecat::veth::{emulator_child_main, skip, Emulator, Veth};
+use acus_sim_ecat::veth::{emulator_child_main, require_root, Emulator, Veth};
 
 /// Entry point of the emulator child (the test binary re-executed in the SubDevice namespace); a no-op otherwise.
 #[test]
@@ -13,10 +13,9 @@ fn emulator_child() {
 }
 
 #[test]
+#[cfg_attr(acus_skip_netns, ignore = "ACUS_SKIP_NETNS_TESTS=1: network-namespace test not run")]
 fn biopsy_over_veth_with_the_emulator_in_another_process() {
-    if skip() {
-        return;
-    }
+    require_root();
     let acus = env!("CARGO_BIN_EXE_acus");
     let params = Command::new(acus).arg("emulator-params").output().unwrap();
     assert!(params.status.success(), "{}", String::from_utf8_lossy(&params.stderr));
@@ -36,6 +35,8 @@ fn biopsy_over_veth_with_the_emulator_in_another_process() {
             &veth.ns_master,
             acus,
             "sim",
+            "--world",
+            "ideal",
             "--ecat-iface",
             &veth.if_master,
             "--out",
@@ -51,7 +52,8 @@ fn biopsy_over_veth_with_the_emulator_in_another_process() {
         .find(|l| l.starts_with("final tip-to-target error:"))
         .expect("a summary");
     let mm: f64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
-    assert!(mm <= 1.5, "{line}");
+    // The ideal world's figure (README: 0.09–0.34 mm over seeds 1–10), with margin: this test is about the frames.
+    assert!(mm <= 0.40, "{line}");
     // The drives really were the other process: it is still serving after the biopsy.
     assert!(std::path::Path::new(&format!("/proc/{}", emulator.pid())).exists());
 }

@@ -222,7 +222,13 @@ fn replan_pivots_about_the_entry_at_the_current_depth() {
     let dir = nalgebra::UnitQuaternion::from_axis_angle(&nalgebra::Unit::new_normalize(axis), 2f64.to_radians())
         * plan.direction().into_inner();
     let re = p
-        .replan_from_direction(plan.entry(), dir * 3.0, plan.depth() + 0.001, current)
+        .replan_from_direction(
+            plan.entry(),
+            dir * 3.0,
+            plan.depth() + 0.001,
+            current,
+            plan.correction_limit(),
+        )
         .unwrap();
     let s = model().forward(&re.reorient_goal());
     assert!(s.rcm.distance(&plan.entry()) < 1e-9, "RCM held on the entry");
@@ -242,17 +248,25 @@ fn replan_pivots_about_the_entry_at_the_current_depth() {
     );
     assert_eq!(re.retracted_goal().insertion(), 0.0);
 
-    let err = p.replan_from_direction(plan.entry(), dir, 0.02, current).unwrap_err();
+    let err = p
+        .replan_from_direction(plan.entry(), dir, 0.02, current, plan.correction_limit())
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "needle is already 30.000 mm deep, beyond the re-planned depth 20.000 mm; retract first"
     );
     let err = p
-        .replan_from_direction(plan.entry(), Vector3::new(1.0, 0.0, 0.0), 0.05, current)
+        .replan_from_direction(
+            plan.entry(),
+            Vector3::new(1.0, 0.0, 0.0),
+            0.05,
+            current,
+            plan.correction_limit(),
+        )
         .unwrap_err();
     assert!(matches!(err, PlanningError::Unreachable(_)), "horizontal needle: {err}");
     let err = p
-        .replan_from_direction(plan.entry(), Vector3::zeros(), 0.05, current)
+        .replan_from_direction(plan.entry(), Vector3::zeros(), 0.05, current, plan.correction_limit())
         .unwrap_err();
     assert!(matches!(err, PlanningError::BadDirection(_)));
 }
@@ -312,7 +326,7 @@ proptest! {
         let entry = Point::xyz(0.01, 0.30, 0.24);
         let dir = Vector3::new(tilt.sin() * heading.cos(), tilt.sin() * heading.sin(), -tilt.cos());
         let current = depth * current_frac;
-        let re = match p.replan_from_direction(entry, dir, depth, current) {
+        let re = match p.replan_from_direction(entry, dir, depth, current, deep_limit()) {
             Ok(r) => r,
             Err(PlanningError::TooDeep { .. } | PlanningError::Unreachable(_)) => {
                 return Err(TestCaseError::reject("not reachable"));
@@ -329,4 +343,104 @@ proptest! {
             prop_assert!(s.insertion <= p.max_depth() + 1e-15);
         }
     }
+}
+
+/// A limit deep enough for any depth the property tests ask (a 199 mm plan: limit 204 mm).
+fn deep_limit() -> acus_control::planning::DepthLimit {
+    let (e, t) = vertical(0.199);
+    plan_robot(no_margin(), e, t).unwrap().correction_limit()
+}
+
+#[test]
+fn correction_deeper_than_planned_plus_margin_is_refused_naming_both_depths() {
+    use acus_control::planning::CORRECTION_DEPTH_MARGIN;
+    let p = planner(PlanningParams::default());
+    let plan = plan();
+    let current = plan.steps()[0].insertion;
+    let limit = plan.correction_limit();
+    assert!((limit.max_depth() - (plan.depth() + CORRECTION_DEPTH_MARGIN)).abs() < 1e-15);
+    // Just inside the margin: accepted.
+    let inside = plan.depth() + CORRECTION_DEPTH_MARGIN - 1e-4;
+    assert!(p
+        .replan_from_direction(plan.entry(), *plan.direction(), inside, current, limit)
+        .is_ok());
+    // Just beyond it, yet well within the robot's reach (which alone bounded a re-plan before): refused.
+    let beyond = plan.depth() + CORRECTION_DEPTH_MARGIN + 1e-4;
+    assert!(beyond + 0.01 < p.max_depth(), "the robot could reach it");
+    let err = p
+        .replan_from_direction(plan.entry(), *plan.direction(), beyond, current, limit)
+        .unwrap_err();
+    match &err {
+        PlanningError::DeeperThanPlanned {
+            depth_mm,
+            planned_mm,
+            margin_mm,
+        } => {
+            assert!((depth_mm - beyond * 1e3).abs() < 1e-9);
+            assert!((planned_mm - plan.depth() * 1e3).abs() < 1e-9);
+            assert!((margin_mm - 5.0).abs() < 1e-12);
+        }
+        other => panic!("expected DeeperThanPlanned, got {other}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains(&format!("{:.3} mm", beyond * 1e3)), "{text}");
+    assert!(text.contains(&format!("{:.3} mm", plan.depth() * 1e3)), "{text}");
+    assert!(text.contains("retract"), "the way out: {text}");
+}
+
+#[test]
+fn successive_corrections_cannot_walk_past_the_planned_limit() {
+    // Each check scan asks for 2 mm more than the last correction. The bound comes from the plan, not from the last
+    // re-plan, so the third one is refused: the corrections do not accumulate.
+    let p = planner(PlanningParams::default());
+    let plan = plan();
+    let current = plan.steps()[0].insertion;
+    let mut depth = plan.depth();
+    let mut accepted = 0;
+    for _ in 0..5 {
+        depth += 0.002;
+        match p.replan_from_direction(plan.entry(), *plan.direction(), depth, current, plan.correction_limit()) {
+            Ok(re) => {
+                assert!(re.depth() <= plan.depth() + 0.005 + 1e-12);
+                accepted += 1;
+            }
+            Err(PlanningError::DeeperThanPlanned { .. }) => break,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(accepted, 2);
+}
+
+#[test]
+fn target_found_again_is_accepted_only_near_the_planned_target() {
+    use acus_control::frames::Ct;
+    use acus_control::planning::MAX_TARGET_DRIFT;
+    let plan = plan();
+    let planned = plan.target_ct();
+    let off = |d: f64| Point::<Ct>::new(planned.coords + Vector3::new(0.6, 0.0, 0.8) * d);
+    let near = off(MAX_TARGET_DRIFT - 1e-4);
+    assert!(plan.bounded_target(&near).unwrap().distance(&near) < 1e-15);
+    match plan.bounded_target(&off(MAX_TARGET_DRIFT + 1e-4)) {
+        Err(PlanningError::TargetDrifted { drift_mm, max_mm }) => {
+            assert!((drift_mm - (MAX_TARGET_DRIFT + 1e-4) * 1e3).abs() < 1e-9);
+            assert!((max_mm - 10.0).abs() < 1e-12);
+        }
+        other => panic!("expected TargetDrifted, got {other:?}"),
+    }
+    assert!(matches!(
+        plan.bounded_target(&Point::<Ct>::xyz(f64::NAN, 0.0, 0.0)),
+        Err(PlanningError::NonFinite(_))
+    ));
+}
+
+#[test]
+fn nan_tre_limit_refuses_the_plan() {
+    let gate = QualityGate {
+        max_predicted_tre: f64::NAN,
+        ..QualityGate::default()
+    };
+    let err = planner(PlanningParams::default())
+        .plan(to_ct(entry_robot()), to_ct(target_robot()), &gated(), &gate)
+        .unwrap_err();
+    assert!(matches!(err, PlanningError::PredictedTreTooHigh { .. }), "{err}");
 }

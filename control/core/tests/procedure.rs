@@ -401,6 +401,7 @@ fn a_check_scan_off_the_path_needs_a_correction_about_the_entry() {
             plan().direction().into_inner(),
             plan().depth(),
             plan().steps()[0].insertion,
+            plan().correction_limit(),
         )
         .unwrap();
     assert_eq!(
@@ -416,7 +417,13 @@ fn a_check_scan_off_the_path_needs_a_correction_about_the_entry() {
     let axis = nalgebra::Unit::new_normalize(plan().direction().cross(&nalgebra::Vector3::z()));
     let dir = nalgebra::UnitQuaternion::from_axis_angle(&axis, 10f64.to_radians()) * plan().direction().into_inner();
     let big = planner(Default::default())
-        .replan_from_direction(plan().entry(), dir, plan().depth(), plan().steps()[0].insertion)
+        .replan_from_direction(
+            plan().entry(),
+            dir,
+            plan().depth(),
+            plan().steps()[0].insertion,
+            plan().correction_limit(),
+        )
         .unwrap();
     assert_eq!(
         rejected(&mut q, Event::Replanned(big)),

@@ -194,3 +194,73 @@ fn robot_urdf_gives_the_eight_sphere_frame() {
         );
     }
 }
+
+fn perfect_registration() -> acus_control::registration::Registration {
+    let model = FiducialModel::from_urdf_str(&urdf()).unwrap();
+    let t = pose();
+    let det: Vec<Point<Ct>> = (0..8).map(|i| t.apply(&model.points()[i])).collect();
+    register_points(&model, &det, &MatchParams::default()).unwrap()
+}
+
+#[test]
+fn gate_construction_refuses_unusable_limits_by_name() {
+    use acus_control::registration::GateError;
+    let d = QualityGate::default();
+    assert!(QualityGate::new(
+        6,
+        d.max_fre_rms,
+        d.max_fiducial_residual,
+        d.max_predicted_tre,
+        d.nominal_fle
+    )
+    .is_ok());
+    for bad in [f64::NAN, f64::INFINITY, -0.5e-3, 0.0] {
+        let limits = [
+            ("max_fre_rms", [bad, 1e-3, 1e-3, 0.2e-3]),
+            ("max_fiducial_residual", [0.5e-3, bad, 1e-3, 0.2e-3]),
+            ("max_predicted_tre", [0.5e-3, 1e-3, bad, 0.2e-3]),
+            ("nominal_fle", [0.5e-3, 1e-3, 1e-3, bad]),
+        ];
+        for (field, [a, b, c, e]) in limits {
+            match QualityGate::new(6, a, b, c, e) {
+                Err(GateError::BadLimit { name, .. }) => assert_eq!(name, field),
+                other => panic!("{field} = {bad}: expected BadLimit, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        QualityGate::new(2, 0.5e-3, 1e-3, 1e-3, 0.2e-3),
+        Err(GateError::TooFewFiducials(2))
+    );
+}
+
+#[test]
+fn nan_limit_gate_refuses_even_a_perfect_registration() {
+    use acus_control::registration::GateError;
+    // Without the fail-closed check, `fre > NaN` is false and this perfect registration would pass.
+    assert!(QualityGate::default().check(perfect_registration(), &[]).is_ok());
+    for field in ["max_fre_rms", "max_fiducial_residual", "max_predicted_tre"] {
+        let mut gate = QualityGate::default();
+        match field {
+            "max_fre_rms" => gate.max_fre_rms = f64::NAN,
+            "max_fiducial_residual" => gate.max_fiducial_residual = f64::NAN,
+            _ => gate.max_predicted_tre = f64::NAN,
+        }
+        match gate.check(perfect_registration(), &[]) {
+            Err(Refusal::InvalidGate(GateError::BadLimit { name, value_mm })) => {
+                assert_eq!(name, field);
+                assert!(value_mm.is_nan());
+            }
+            other => panic!("{field} NaN: expected InvalidGate, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn nan_predicted_tre_fails_the_gate() {
+    let nan_target = Point::<Ct>::xyz(f64::NAN, 0.0, 0.0);
+    match QualityGate::default().check(perfect_registration(), &[nan_target]) {
+        Err(Refusal::PredictedTreTooHigh { tre_mm, .. }) => assert!(tre_mm.is_nan()),
+        other => panic!("expected PredictedTreTooHigh, got {other:?}"),
+    }
+}

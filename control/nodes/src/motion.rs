@@ -70,10 +70,14 @@ enum Request {
     EmergencyStop(bool),
 }
 
+/// The answer to an orderly stop: the drives seen disabled, or why not.
+type ShutdownReply = oneshot::Sender<Result<(), acus_ethercat::Error>>;
+
 /// Async handle on the motion supervisor. Cheap to clone; the supervisor stops when the last handle is dropped.
 #[derive(Clone)]
 pub struct Motion {
     requests: mpsc::Sender<Request>,
+    shutdown: mpsc::Sender<ShutdownReply>,
     status: watch::Receiver<MotionStatus>,
 }
 
@@ -84,14 +88,27 @@ impl Motion {
     /// Start supervising `controller` (fresh from [`Controller::spawn`]: disabled, holding nothing).
     pub fn start(controller: Controller<Disabled>, period: Duration) -> Result<Self, NodeError> {
         let (requests, rx) = mpsc::channel(16);
+        let (shutdown, shutdown_rx) = mpsc::channel(1);
         let mut controller = controller;
         let first = sample(&mut controller.status());
         let (status_tx, status) = watch::channel(first);
         std::thread::Builder::new()
             .name("motion-supervisor".into())
-            .spawn(move || supervise(State::Disabled(controller), rx, status_tx, period.as_secs_f64()))
+            .spawn(move || {
+                supervise(
+                    State::Disabled(controller),
+                    rx,
+                    shutdown_rx,
+                    status_tx,
+                    period.as_secs_f64(),
+                )
+            })
             .map_err(NodeError::Thread)?;
-        Ok(Self { requests, status })
+        Ok(Self {
+            requests,
+            shutdown,
+            status,
+        })
     }
 
     /// Latest status.
@@ -137,6 +154,18 @@ impl Motion {
     /// Reset a latched fault (a rising edge); the drives come back disabled.
     pub async fn reset(&self) -> Result<(), MotionError> {
         self.call(Request::Reset).await
+    }
+
+    /// Orderly stop of the robot (SIGINT/SIGTERM, end of the program): halt along the motion (the needle is never pulled
+    /// back), disable, and wait until every drive reports Switch on disabled or Ready to switch on; then the cycle thread
+    /// ends. Answers once the drives have reported it, or with the typed reason they did not. Every later request is
+    /// [`MotionError::Gone`].
+    pub async fn shutdown(&self) -> Result<(), MotionError> {
+        let (tx, rx) = oneshot::channel();
+        self.shutdown.send(tx).await.map_err(|_| MotionError::Gone)?;
+        rx.await
+            .map_err(|_| MotionError::Gone)?
+            .map_err(|e| MotionError::Refused(format!("orderly stop: {e}")))
     }
 
     /// Hold or release the emergency stop. Takes effect in the next cycle, whatever else is pending.
@@ -206,7 +235,24 @@ pub fn describe_fault(fault: &Fault) -> String {
         Fault::FollowingError { axis, error } => format!("following error on {}: {error:.6}", name(*axis)),
         Fault::OutOfRange { axis, position } => format!("{} out of range at {position:.6}", name(*axis)),
         Fault::DriveDisabled { axis } => format!("{} left Operation enabled", name(*axis)),
-        Fault::EmergencyStop => "emergency stop".into(),
+        Fault::EmergencyStop { source } => match source {
+            acus_ethercat::safety::StopSource::Command => "emergency stop".into(),
+            acus_ethercat::safety::StopSource::Input { index, silent: false } => {
+                format!("emergency stop pressed on source {index}")
+            }
+            acus_ethercat::safety::StopSource::Input { index, silent: true } => {
+                format!("emergency stop: source {index} fell silent")
+            }
+        },
+        Fault::StaleCommand { cycles } => format!("motion supervisor silent for {cycles} cycles (stale command)"),
+        Fault::DepthLimit { axis, position, limit } => {
+            format!("{} at {position:.6} beyond its depth limit {limit:.6}", name(*axis))
+        }
+        Fault::InvalidGoal { axis } => format!("goal for {} is not a number", name(*axis)),
+        Fault::Overspeed { axis, velocity } => format!("overspeed on {}: {velocity:.6}/s", name(*axis)),
+        Fault::EncoderJump { axis, jump } => format!("encoder jump on {}: {jump:.6}", name(*axis)),
+        Fault::OverrunBurst { count } => format!("{count} cycle overruns within the overrun window"),
+        Fault::SetpointVelocity { axis } => format!("setpoint on {} faster than its limit (refused)", name(*axis)),
         Fault::EnableTimeout { axis } => format!("{} did not reach Operation enabled in CSP", name(*axis)),
     }
 }
@@ -228,12 +274,18 @@ fn move_budget(axes: &[AxisConfig], from: &JointPositions, to: &JointPositions, 
 fn supervise(
     mut state: State,
     mut requests: mpsc::Receiver<Request>,
+    mut shutdown: mpsc::Receiver<ShutdownReply>,
     status_tx: watch::Sender<MotionStatus>,
     period: f64,
 ) {
     let mut pending: Option<Pending> = None;
     let (mut busy, mut last_cycle) = (0u64, state.status().cycle);
     loop {
+        // The cycle's command watchdog: every sample refreshes the heartbeat.
+        match &mut state {
+            State::Disabled(c) => c.heartbeat(),
+            State::Enabled(c) => c.heartbeat(),
+        }
         let mut status = state.status();
         if pending.is_some() {
             busy += status.cycle.saturating_sub(last_cycle);
@@ -245,18 +297,48 @@ fn supervise(
         };
         status_tx.send_replace(now);
         pending = settle(pending, &status, &now);
+        if let Ok(reply) = shutdown.try_recv() {
+            refuse(pending.take(), "the robot is shutting down");
+            let _ = reply.send(orderly_stop(state));
+            return;
+        }
         match requests.try_recv() {
             Ok(request) => state = handle(state, request, &mut pending, &status, &now, period),
             Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),
             Err(mpsc::error::TryRecvError::Disconnected) => {
-                if let State::Enabled(c) = state {
-                    let _ = c.disable().shutdown();
-                } else if let State::Disabled(c) = state {
-                    let _ = c.shutdown();
-                }
+                // Every handle is gone: the same orderly stop, with nobody to tell.
+                refuse(pending.take(), "the robot is shutting down");
+                let _ = orderly_stop(state);
                 return;
             }
         }
+    }
+}
+
+/// Halt along the motion, disable, and wait for the drives to report it (see [`Motion::shutdown`]).
+fn orderly_stop(state: State) -> Result<(), acus_ethercat::Error> {
+    let outcome = match state {
+        State::Enabled(c) => c.shutdown(),
+        State::Disabled(c) => c.shutdown(),
+    };
+    match &outcome {
+        Ok(()) => tracing::info!("orderly stop: every drive reports it is disabled"),
+        Err(e) => tracing::error!("orderly stop: {e}"),
+    }
+    outcome
+}
+
+/// Tell the caller of a pending request that it will not complete.
+fn refuse(pending: Option<Pending>, why: &str) {
+    let err = || MotionError::Refused(why.to_owned());
+    match pending {
+        Some(Pending::Move { reply, .. }) => {
+            let _ = reply.send(Err(err()));
+        }
+        Some(Pending::Enable { reply, .. }) | Some(Pending::Reset { reply, .. }) => {
+            let _ = reply.send(Err(err()));
+        }
+        None => {}
     }
 }
 
@@ -317,15 +399,7 @@ fn handle(
     period: f64,
 ) -> State {
     // A new request supersedes a pending one: the old caller learns it was not completed.
-    let supersede = |pending: &mut Option<Pending>| match pending.take() {
-        Some(Pending::Move { reply, .. }) => {
-            let _ = reply.send(Err(MotionError::Refused("superseded by a newer request".into())));
-        }
-        Some(Pending::Enable { reply, .. }) | Some(Pending::Reset { reply, .. }) => {
-            let _ = reply.send(Err(MotionError::Refused("superseded by a newer request".into())));
-        }
-        None => {}
-    };
+    let supersede = |pending: &mut Option<Pending>| refuse(pending.take(), "superseded by a newer request");
     let estop_held = match &state {
         State::Disabled(c) => c.emergency_stop_held(),
         State::Enabled(c) => c.emergency_stop_held(),

@@ -8,11 +8,12 @@
 //! syntaxes are refused by name.
 #![deny(missing_docs)]
 
+mod lengths;
 mod series;
 mod slice;
 
-pub use series::{read_ct_files, read_ct_series, read_ct_series_indexed, SeriesReport};
-pub use slice::{read_header, SliceHeader};
+pub use series::{read_ct_buffers, read_ct_files, read_ct_series, read_ct_series_indexed, SeriesReport, MAX_VOXELS};
+pub use slice::{decode_slice, read_header, read_header_from_bytes, SliceHeader};
 
 /// Everything that can go wrong importing a CT series.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,48 @@ pub enum DicomError {
         path: String,
         /// What is unsupported.
         detail: String,
+    },
+    /// The header asks for more pixel data than the file can hold; refused before anything is allocated from it.
+    #[error("{path}: {rows}×{columns} pixels need {needed_bytes} bytes of pixel data, more than the file's {file_bytes} bytes can hold")]
+    PixelDataTooShort {
+        /// File.
+        path: String,
+        /// Rows in the header.
+        rows: usize,
+        /// Columns in the header.
+        columns: usize,
+        /// Bytes the pixel data needs (rows × columns × 2).
+        needed_bytes: u64,
+        /// Size of the file.
+        file_bytes: u64,
+    },
+    /// An element declares a value longer than the rest of the file (checked before parsing, which would reserve it).
+    #[error("{path}: element {tag} declares {declared} bytes but only {remaining} follow")]
+    LengthBeyondEnd {
+        /// File.
+        path: String,
+        /// The element's tag, (gggg,eeee).
+        tag: String,
+        /// Declared value length, bytes.
+        declared: u64,
+        /// Bytes left in the file after the element's header.
+        remaining: u64,
+    },
+    /// The series would exceed the import's voxel bound.
+    #[error("{path}: {columns}×{rows}×{slices} = {voxels} voxels exceed the import's bound of {max} voxels")]
+    TooLarge {
+        /// Series source.
+        path: String,
+        /// Columns per slice.
+        columns: usize,
+        /// Rows per slice.
+        rows: usize,
+        /// Slices.
+        slices: usize,
+        /// Voxels asked for.
+        voxels: u64,
+        /// The bound ([`MAX_VOXELS`]).
+        max: u64,
     },
     /// Files from more than one series.
     #[error("mixed series: {count_a} slices of series {series_a} and {count_b} of {series_b} (e.g. {path_b})")]

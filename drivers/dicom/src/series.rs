@@ -8,13 +8,16 @@ use acus_control::registration::{push_bright, BrightVoxels, CtVolume, VolumeGeom
 use nalgebra::{Point3, Unit, Vector3};
 use rayon::prelude::*;
 
-use crate::slice::{read_header, SliceHeader as Slice};
+use crate::slice::{has_dicom_magic, read_header, read_header_from_bytes, SliceHeader as Slice};
 use crate::DicomError;
 
 /// Cosines may differ by this much (≈ 0.006°) and still count as one orientation.
 const ORIENTATION_TOLERANCE: f64 = 1e-4;
 /// Positions closer than this along the normal are the same slice, mm.
 const DUPLICATE_TOLERANCE_MM: f64 = 1e-3;
+/// Largest volume imported, voxels (2^31: 4 GiB of HU, e.g. 1024 × 1024 × 2048; a CT series is ≤ ~0.3 × 2^30). The
+/// detector indexes voxels with u32, and a header claiming more is corrupt.
+pub const MAX_VOXELS: u64 = 1 << 31;
 
 /// What the import found besides the volume.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,18 +97,59 @@ pub fn read_ct_files(
             }
         })
         .collect::<Result<_, _>>()?;
+    assemble(decoded, label, bright_threshold, buffer, |_, s, out| s.decode_into(out))
+}
+
+/// As [`read_ct_files`], from files held in memory: `(name, bytes)` pairs, the name standing for the path in errors.
+/// The same checks and assembly as from a folder (the fuzzer's entry point for a whole series).
+pub fn read_ct_buffers(
+    files: &[(PathBuf, &[u8])],
+    label: &str,
+    bright_threshold: Option<i16>,
+    buffer: Vec<i16>,
+) -> Result<(CtVolume, SeriesReport), DicomError> {
+    let decoded: Vec<Option<Slice>> = files
+        .par_iter()
+        .map(|(name, bytes)| {
+            if has_dicom_magic(bytes) {
+                read_header_from_bytes(bytes, name)
+            } else {
+                Ok(None)
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    assemble(decoded, label, bright_threshold, buffer, |i, s, out| {
+        s.decode_from_bytes(files[i].1, out)
+    })
+}
+
+/// Checks the headers against each other, sorts them, allocates the volume (bounded by [`MAX_VOXELS`] and by the
+/// pixel data each header was checked to hold) and decodes each slice with `decode(source index, header, out)`.
+fn assemble(
+    decoded: Vec<Option<Slice>>,
+    label: &str,
+    bright_threshold: Option<i16>,
+    buffer: Vec<i16>,
+    decode: impl Fn(usize, &Slice, &mut [i16]) -> Result<(), DicomError> + Sync,
+) -> Result<(CtVolume, SeriesReport), DicomError> {
     let skipped = decoded.iter().filter(|s| s.is_none()).count();
-    let mut slices: Vec<Slice> = decoded.into_iter().flatten().collect();
-    let Some(first) = slices.first() else {
+    // Each slice keeps the index of its source, for decoding after the sort.
+    let mut indexed: Vec<(usize, Slice)> = decoded
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.map(|s| (i, s)))
+        .collect();
+    let Some(first) = indexed.first().map(|(_, s)| s.clone()) else {
         return Err(DicomError::NoImages {
             dir: label.to_string(),
             skipped,
         });
     };
 
+    let slices: Vec<&Slice> = indexed.iter().map(|(_, s)| s).collect();
     // One series.
     let mut by_series: BTreeMap<&str, (usize, &Path)> = BTreeMap::new();
-    for s in &slices {
+    for s in slices.iter().copied() {
         by_series
             .entry(s.series_uid.as_str())
             .or_insert((0, s.path.as_path()))
@@ -131,14 +175,8 @@ pub fn read_ct_files(
     let ori = first.orientation;
     let row = Vector3::new(ori[0], ori[1], ori[2]);
     let col = Vector3::new(ori[3], ori[4], ori[5]);
-    if (row.norm() - 1.0).abs() > 1e-3 || (col.norm() - 1.0).abs() > 1e-3 || row.dot(&col).abs() > 1e-3 {
-        return Err(DicomError::InvalidAttribute {
-            path: first.path.display().to_string(),
-            attribute: "ImageOrientationPatient",
-            value: format!("{ori:?} (cosines must be unit and orthogonal)"),
-        });
-    }
-    for s in &slices {
+    // Each header was checked for unit, orthogonal cosines.
+    for s in slices.iter().copied() {
         let d = (0..6).map(|i| (s.orientation[i] - ori[i]).abs()).fold(0.0, f64::max);
         if d > ORIENTATION_TOLERANCE {
             let angle = |a: Vector3<f64>, b: Vector3<f64>| a.angle(&b).to_degrees();
@@ -173,8 +211,10 @@ pub fn read_ct_files(
     // Sort along the normal; check duplicates, gaps, spacing and shear.
     let normal = Unit::new_normalize(row.cross(&col));
     let along = |s: &Slice| Vector3::from(s.position).dot(&normal);
-    slices.sort_by(|a, b| along(a).total_cmp(&along(b)));
-    let pos: Vec<f64> = slices.iter().map(along).collect();
+    drop(slices);
+    indexed.sort_by(|a, b| along(&a.1).total_cmp(&along(&b.1)));
+    let slices: Vec<&Slice> = indexed.iter().map(|(_, s)| s).collect();
+    let pos: Vec<f64> = slices.iter().map(|s| along(s)).collect();
     for w in 0..pos.len().saturating_sub(1) {
         if pos[w + 1] - pos[w] < DUPLICATE_TOLERANCE_MM {
             return Err(DicomError::DuplicateSlice {
@@ -212,7 +252,7 @@ pub fn read_ct_files(
         }
         // Slice origins must lie on one line along the normal.
         let p0 = Vector3::from(slices[0].position);
-        for s in &slices {
+        for s in slices.iter().copied() {
             let d = Vector3::from(s.position) - p0;
             let sideways = (d - normal.into_inner() * d.dot(&normal)).norm();
             if sideways > 0.01 + 1e-3 * d.norm() {
@@ -225,10 +265,10 @@ pub fn read_ct_files(
         (pos[pos.len() - 1] - pos[0]) / (pos.len() - 1) as f64
     } else {
         // A single slice: its spacing is only nominal.
-        first_spacing(&slices[0])?
+        first_spacing(slices[0])?
     };
 
-    let s0 = &slices[0];
+    let s0 = slices[0];
     let thickness_mm = s0.thickness.unwrap_or(spacing_mm);
     let geometry = VolumeGeometry {
         origin: Point::new(Point3::from(Vector3::from(s0.position) * 1e-3)),
@@ -242,10 +282,17 @@ pub fn read_ct_files(
     let dims = [s0.columns, s0.rows, slices.len()];
     let series_uid = s0.series_uid.clone();
     let count = slices.len();
-    if dims[0] * dims[1] * dims[2] > u32::MAX as usize {
-        return Err(DicomError::InconsistentSlices {
+    let voxels = (dims[0] as u64)
+        .saturating_mul(dims[1] as u64)
+        .saturating_mul(dims[2] as u64);
+    if voxels > MAX_VOXELS {
+        return Err(DicomError::TooLarge {
             path: label.to_string(),
-            detail: format!("{}×{}×{} voxels, more than 2^32", dims[0], dims[1], dims[2]),
+            columns: dims[0],
+            rows: dims[1],
+            slices: dims[2],
+            voxels,
+            max: MAX_VOXELS,
         });
     }
     // Convert each slice straight into its place in the volume, in parallel.
@@ -260,10 +307,10 @@ pub fn read_ct_files(
     let plane = dims[0] * dims[1];
     let per_slice: Vec<Vec<u32>> = hu
         .par_chunks_mut(plane)
-        .zip(slices.par_iter())
+        .zip(indexed.par_iter())
         .enumerate()
-        .map(|(k, (out, s))| {
-            s.decode_into(out)?;
+        .map(|(k, (out, (source, s)))| {
+            decode(*source, s, out)?;
             let Some(thr) = bright_threshold else {
                 return Ok(Vec::new());
             };
@@ -296,4 +343,42 @@ fn first_spacing(s: &Slice) -> Result<f64, DicomError> {
             path: s.path.display().to_string(),
             attribute: "SliceThickness (needed for a single-slice series)",
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(k: usize, rows: usize, columns: usize) -> Slice {
+        Slice {
+            path: PathBuf::from(format!("slice{k}")),
+            series_uid: "2.25.1".into(),
+            position: [0.0, 0.0, k as f64],
+            orientation: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            pixel_spacing: [1.0, 1.0],
+            rows,
+            columns,
+            thickness: Some(1.0),
+            spacing_between: None,
+            slope: 1.0,
+            intercept: 0.0,
+            bits_stored: 16,
+            signed: true,
+        }
+    }
+
+    #[test]
+    fn volume_above_the_voxel_bound_is_refused_before_allocation_or_decoding() {
+        // 2048 × 2048 × 513 = 2^31 + 2^22 voxels; each header alone is fine (files of that size would be too).
+        let slices = (0..513).map(|k| Some(header(k, 2048, 2048))).collect();
+        let err = assemble(slices, "big", None, Vec::new(), |_, _, _| panic!("decoded")).unwrap_err();
+        match err {
+            DicomError::TooLarge {
+                voxels, max, slices, ..
+            } => {
+                assert_eq!((voxels, max, slices), ((1 << 31) + (1 << 22), MAX_VOXELS, 513));
+            }
+            other => panic!("expected TooLarge, got {other}"),
+        }
+    }
 }

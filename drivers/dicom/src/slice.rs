@@ -7,6 +7,7 @@ use dicom_core::value::{PrimitiveValue, Value};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
@@ -19,6 +20,16 @@ const NATIVE_SYNTAXES: [&str; 4] = [
     "1.2.840.10008.1.2.1.99", // Deflated Explicit VR Little Endian
     "1.2.840.10008.1.2.2",    // Explicit VR Big Endian (retired)
 ];
+
+/// Deflated Explicit VR Little Endian: the one native syntax whose pixel data may take fewer bytes than it decodes to.
+const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+/// Deflate expands its input at most 1032-fold (RFC 1951: a 258-byte match in at most 2 bits), so a deflated file of
+/// n bytes cannot hold more than 1032·n bytes of pixel data; a header claiming more is refused before allocating.
+const DEFLATE_MAX_RATIO: u64 = 1032;
+/// Patient coordinates beyond a kilometre (mm) are corrupt, and bounding them keeps every difference finite.
+const MAX_POSITION_MM: f64 = 1e6;
+/// Direction cosines must be unit and orthogonal to this tolerance.
+const ORTHONORMAL_TOLERANCE: f64 = 1e-3;
 
 /// The attributes of one slice that place it in the volume and turn its stored values into HU.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,12 +79,22 @@ impl SliceHeader {
 
     /// Reads the file again in full and writes its HU (column index fastest) into `out` (rows × columns values).
     pub fn decode_into(&self, out: &mut [i16]) -> Result<(), DicomError> {
+        let bytes = read_file(&self.path)?;
+        self.decode_from_bytes(&bytes, out)
+    }
+
+    /// As [`SliceHeader::decode_into`], from the file's bytes (the same bytes the header was read from).
+    pub fn decode_from_bytes(&self, bytes: &[u8], out: &mut [i16]) -> Result<(), DicomError> {
+        let obj = open_bytes(bytes, &self.path, None)?.ok_or_else(|| DicomError::Parse {
+            path: p(&self.path),
+            message: "no DICM magic after the 128-byte preamble".into(),
+        })?;
+        self.decode_object(obj, out)
+    }
+
+    fn decode_object(&self, mut obj: DefaultDicomObject, out: &mut [i16]) -> Result<(), DicomError> {
         let path = self.path.as_path();
         let n = self.rows * self.columns;
-        let mut obj = OpenFileOptions::new().open_file(path).map_err(|e| DicomError::Parse {
-            path: p(path),
-            message: e.to_string(),
-        })?;
         let pixel = obj
             .take_element(tags::PIXEL_DATA)
             .map_err(|_| DicomError::MissingAttribute {
@@ -208,15 +229,74 @@ fn text(obj: &DefaultDicomObject, path: &Path, tag: Tag, name: &'static str) -> 
 }
 
 /// Reads one file's header (parsing stops at the pixel data). `Ok(None)` for a DICOM object that is not an image
-/// (no Rows: a report, a DICOMDIR).
+/// (no Rows: a report, a DICOMDIR). Every value the import allocates from is checked here, before any allocation.
 pub fn read_header(path: &Path) -> Result<Option<SliceHeader>, DicomError> {
-    let obj = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| DicomError::Parse {
+    let bytes = read_file(path)?;
+    if !has_dicom_magic(&bytes) {
+        return Err(DicomError::Parse {
             path: p(path),
+            message: "no DICM magic after the 128-byte preamble".into(),
+        });
+    }
+    read_header_from_bytes(&bytes, path)
+}
+
+/// The whole file: the element lengths are checked against it before dicom-rs parses it (see `lengths`).
+fn read_file(path: &Path) -> Result<Vec<u8>, DicomError> {
+    std::fs::read(path).map_err(|source| DicomError::Io { path: p(path), source })
+}
+
+/// As [`read_header`], from a file's bytes (`label` names it in errors and becomes [`SliceHeader::path`]). `Ok(None)`
+/// also for bytes without the DICOM Part 10 magic ("DICM" after the 128-byte preamble), as the folder reader skips them.
+pub fn read_header_from_bytes(bytes: &[u8], label: &Path) -> Result<Option<SliceHeader>, DicomError> {
+    match open_bytes(bytes, label, Some(tags::PIXEL_DATA))? {
+        Some(obj) => header_from_object(&obj, label, bytes.len() as u64),
+        None => Ok(None),
+    }
+}
+
+/// Reads one slice from a file's bytes: its header and its HU (column index fastest). `Ok(None)` for bytes that are
+/// not a DICOM image. The entry point the fuzzer drives; the folder reader goes through the same two steps.
+pub fn decode_slice(bytes: &[u8], label: &Path) -> Result<Option<(SliceHeader, Vec<i16>)>, DicomError> {
+    let Some(header) = read_header_from_bytes(bytes, label)? else {
+        return Ok(None);
+    };
+    // Bounded: the header check tied rows × columns to the bytes given.
+    let mut hu = vec![0; header.rows * header.columns];
+    header.decode_from_bytes(bytes, &mut hu)?;
+    Ok(Some((header, hu)))
+}
+
+/// True if `bytes` carry the DICOM Part 10 magic ("DICM" after the 128-byte preamble).
+pub(crate) fn has_dicom_magic(bytes: &[u8]) -> bool {
+    bytes.get(128..132) == Some(b"DICM".as_slice())
+}
+
+/// Parses a Part 10 file held in memory (`until`: stop before this tag). `Ok(None)` without the magic.
+fn open_bytes(bytes: &[u8], label: &Path, until: Option<Tag>) -> Result<Option<DefaultDicomObject>, DicomError> {
+    if !has_dicom_magic(bytes) {
+        return Ok(None);
+    }
+    crate::lengths::check_lengths(bytes, label)?;
+    let mut options = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
+    if let Some(tag) = until {
+        options = options.read_until(tag);
+    }
+    options
+        .from_reader(&bytes[128..])
+        .map(Some)
+        .map_err(|e| DicomError::Parse {
+            path: p(label),
             message: e.to_string(),
-        })?;
+        })
+}
+
+/// The header checks, on a parsed object; `file_bytes` is the size of the whole file.
+fn header_from_object(
+    obj: &DefaultDicomObject,
+    path: &Path,
+    file_bytes: u64,
+) -> Result<Option<SliceHeader>, DicomError> {
     if obj.element_opt(tags::ROWS).ok().flatten().is_none() {
         return Ok(None);
     }
@@ -232,7 +312,7 @@ pub fn read_header(path: &Path) -> Result<Option<SliceHeader>, DicomError> {
             name,
         });
     }
-    let modality = text(&obj, path, tags::MODALITY, "Modality")?;
+    let modality = text(obj, path, tags::MODALITY, "Modality")?;
     if modality != "CT" {
         return Err(DicomError::NotCt {
             path: p(path),
@@ -240,13 +320,17 @@ pub fn read_header(path: &Path) -> Result<Option<SliceHeader>, DicomError> {
         });
     }
     let frames = match obj.element_opt(tags::NUMBER_OF_FRAMES).ok().flatten() {
-        Some(e) => e.to_int::<u32>().unwrap_or(1),
+        Some(e) => e.to_int::<u32>().map_err(|err| DicomError::InvalidAttribute {
+            path: p(path),
+            attribute: "NumberOfFrames",
+            value: err.to_string(),
+        })?,
         None => 1,
     };
-    let samples = uint(&obj, path, tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")?;
-    let bits_allocated = uint(&obj, path, tags::BITS_ALLOCATED, "BitsAllocated")?;
-    let bits_stored = uint(&obj, path, tags::BITS_STORED, "BitsStored")?;
-    let signed = uint(&obj, path, tags::PIXEL_REPRESENTATION, "PixelRepresentation")? == 1;
+    let samples = uint(obj, path, tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")?;
+    let bits_allocated = uint(obj, path, tags::BITS_ALLOCATED, "BitsAllocated")?;
+    let bits_stored = uint(obj, path, tags::BITS_STORED, "BitsStored")?;
+    let signed = uint(obj, path, tags::PIXEL_REPRESENTATION, "PixelRepresentation")? == 1;
     if frames != 1 || samples != 1 || bits_allocated != 16 || !(1..=16).contains(&bits_stored) {
         return Err(DicomError::UnsupportedPixelFormat {
             path: p(path),
@@ -256,17 +340,57 @@ pub fn read_header(path: &Path) -> Result<Option<SliceHeader>, DicomError> {
             ),
         });
     }
-    let rows = uint(&obj, path, tags::ROWS, "Rows")? as usize;
-    let columns = uint(&obj, path, tags::COLUMNS, "Columns")? as usize;
-    let pos = floats(&obj, path, tags::IMAGE_POSITION_PATIENT, "ImagePositionPatient", 3)?;
-    let ori = floats(
-        &obj,
-        path,
-        tags::IMAGE_ORIENTATION_PATIENT,
-        "ImageOrientationPatient",
-        6,
-    )?;
-    let spacing = floats(&obj, path, tags::PIXEL_SPACING, "PixelSpacing", 2)?;
+    let rows = uint(obj, path, tags::ROWS, "Rows")? as usize;
+    let columns = uint(obj, path, tags::COLUMNS, "Columns")? as usize;
+    for (attribute, v) in [("Rows", rows), ("Columns", columns)] {
+        if v == 0 {
+            return Err(DicomError::InvalidAttribute {
+                path: p(path),
+                attribute,
+                value: "0 (an image needs at least one pixel)".into(),
+            });
+        }
+    }
+    // The pixel data must fit in the file (deflated: in what the file can inflate to), so a header cannot make the
+    // import allocate more than the input justifies.
+    let needed_bytes = (rows as u64).saturating_mul(columns as u64).saturating_mul(2);
+    let capacity = if ts == DEFLATED {
+        file_bytes.saturating_mul(DEFLATE_MAX_RATIO)
+    } else {
+        file_bytes
+    };
+    if needed_bytes > capacity {
+        return Err(DicomError::PixelDataTooShort {
+            path: p(path),
+            rows,
+            columns,
+            needed_bytes,
+            file_bytes,
+        });
+    }
+    let pos = floats(obj, path, tags::IMAGE_POSITION_PATIENT, "ImagePositionPatient", 3)?;
+    let ori = floats(obj, path, tags::IMAGE_ORIENTATION_PATIENT, "ImageOrientationPatient", 6)?;
+    if pos.iter().any(|x| x.abs() > MAX_POSITION_MM) {
+        return Err(DicomError::InvalidAttribute {
+            path: p(path),
+            attribute: "ImagePositionPatient",
+            value: format!("{pos:?} mm (beyond ±{MAX_POSITION_MM} mm)"),
+        });
+    }
+    let row = [ori[0], ori[1], ori[2]];
+    let col = [ori[3], ori[4], ori[5]];
+    let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    if (dot(row, row).sqrt() - 1.0).abs() > ORTHONORMAL_TOLERANCE
+        || (dot(col, col).sqrt() - 1.0).abs() > ORTHONORMAL_TOLERANCE
+        || dot(row, col).abs() > ORTHONORMAL_TOLERANCE
+    {
+        return Err(DicomError::InvalidAttribute {
+            path: p(path),
+            attribute: "ImageOrientationPatient",
+            value: format!("{ori:?} (cosines must be unit and orthogonal)"),
+        });
+    }
+    let spacing = floats(obj, path, tags::PIXEL_SPACING, "PixelSpacing", 2)?;
     if spacing.iter().any(|s| *s <= 0.0) {
         return Err(DicomError::InvalidAttribute {
             path: p(path),
@@ -274,18 +398,34 @@ pub fn read_header(path: &Path) -> Result<Option<SliceHeader>, DicomError> {
             value: format!("{spacing:?}"),
         });
     }
-    let slope = opt_float(&obj, path, tags::RESCALE_SLOPE, "RescaleSlope")?.unwrap_or(1.0);
-    let intercept = opt_float(&obj, path, tags::RESCALE_INTERCEPT, "RescaleIntercept")?.unwrap_or(0.0);
-    if slope == 0.0 || !slope.is_finite() || !intercept.is_finite() {
+    let slope = opt_float(obj, path, tags::RESCALE_SLOPE, "RescaleSlope")?.unwrap_or(1.0);
+    let intercept = opt_float(obj, path, tags::RESCALE_INTERCEPT, "RescaleIntercept")?.unwrap_or(0.0);
+    if slope == 0.0 || !slope.is_finite() {
         return Err(DicomError::InvalidAttribute {
             path: p(path),
             attribute: "RescaleSlope",
-            value: format!("{slope}"),
+            value: format!("{slope} (must be finite and non-zero)"),
         });
     }
-    let series_uid = text(&obj, path, tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?;
-    let thickness = opt_float(&obj, path, tags::SLICE_THICKNESS, "SliceThickness")?;
-    let spacing_between = opt_float(&obj, path, tags::SPACING_BETWEEN_SLICES, "SpacingBetweenSlices")?;
+    if !intercept.is_finite() {
+        return Err(DicomError::InvalidAttribute {
+            path: p(path),
+            attribute: "RescaleIntercept",
+            value: format!("{intercept} (must be finite)"),
+        });
+    }
+    let series_uid = text(obj, path, tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?;
+    let thickness = opt_float(obj, path, tags::SLICE_THICKNESS, "SliceThickness")?;
+    let spacing_between = opt_float(obj, path, tags::SPACING_BETWEEN_SLICES, "SpacingBetweenSlices")?;
+    for (attribute, v) in [("SliceThickness", thickness), ("SpacingBetweenSlices", spacing_between)] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(DicomError::InvalidAttribute {
+                path: p(path),
+                attribute,
+                value: format!("{v} mm (must be finite and > 0)"),
+            });
+        }
+    }
 
     Ok(Some(SliceHeader {
         path: path.to_path_buf(),

@@ -228,3 +228,149 @@ fn non_ct_modality_is_refused() {
         "{err}"
     );
 }
+
+/// Puts `element` into every slice.
+fn edit_all(paths: &[PathBuf], element: DataElement<dicom_object::mem::InMemDicomObject>) {
+    for p in paths {
+        edit(p, element.clone());
+    }
+}
+
+fn names(paths: &[PathBuf]) -> Vec<String> {
+    paths.iter().map(|p| p.display().to_string()).collect()
+}
+
+#[test]
+fn zero_rows_or_columns_are_refused_naming_the_file() {
+    for (tag, attr) in [(tags::ROWS, "Rows"), (tags::COLUMNS, "Columns")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, paths) = good_series(dir.path());
+        // Every slice agrees, so only the header check stands between this series and a zero-sized allocation.
+        edit_all(&paths, DataElement::new(tag, VR::US, PrimitiveValue::from(0u16)));
+        let err = read_ct_series(dir.path()).unwrap_err();
+        match &err {
+            DicomError::InvalidAttribute { path, attribute, .. } => {
+                assert_eq!(*attribute, attr);
+                assert!(names(&paths).contains(path), "{path}");
+            }
+            other => panic!("expected InvalidAttribute {attr}, got {other}"),
+        }
+        assert!(err.to_string().contains(attr), "{err}");
+    }
+}
+
+#[test]
+fn header_claiming_more_pixels_than_the_file_holds_is_refused_before_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, paths) = good_series(dir.path());
+    // 30000 × 30000 × 6 slices: 10.8 GB the files do not hold.
+    edit_all(
+        &paths,
+        DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(30000u16)),
+    );
+    edit_all(
+        &paths,
+        DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(30000u16)),
+    );
+    let err = read_ct_series(dir.path()).unwrap_err();
+    match &err {
+        DicomError::PixelDataTooShort {
+            path,
+            rows,
+            columns,
+            needed_bytes,
+            file_bytes,
+        } => {
+            assert_eq!((*rows, *columns), (30000, 30000));
+            assert_eq!(*needed_bytes, 30000 * 30000 * 2);
+            assert!(*file_bytes < 10_000, "{file_bytes}");
+            assert!(names(&paths).contains(path), "{path}");
+        }
+        other => panic!("expected PixelDataTooShort, got {other}"),
+    }
+    // The same from bytes.
+    let files: Vec<(PathBuf, Vec<u8>)> = paths.iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
+    let refs: Vec<(PathBuf, &[u8])> = files.iter().map(|(p, b)| (p.clone(), b.as_slice())).collect();
+    let err = acus_dicom::read_ct_buffers(&refs, "memory", None, Vec::new()).unwrap_err();
+    assert!(matches!(err, DicomError::PixelDataTooShort { .. }), "{err}");
+}
+
+#[test]
+fn bad_spacing_values_are_refused_by_name() {
+    let cases: [(dicom_core::Tag, &[&str], &str); 4] = [
+        (tags::PIXEL_SPACING, &["0", "0.7"], "PixelSpacing"),
+        (tags::PIXEL_SPACING, &["NaN", "0.7"], "PixelSpacing"),
+        (tags::SLICE_THICKNESS, &["-1.25"], "SliceThickness"),
+        (tags::SPACING_BETWEEN_SLICES, &["inf"], "SpacingBetweenSlices"),
+    ];
+    for (tag, value, attr) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, paths) = good_series(dir.path());
+        edit_all(&paths, DataElement::new(tag, VR::DS, ds(value)));
+        let err = read_ct_series(dir.path()).unwrap_err();
+        match &err {
+            DicomError::InvalidAttribute { attribute, path, .. } => {
+                assert_eq!(*attribute, attr, "{err}");
+                assert!(names(&paths).contains(path), "{path}");
+            }
+            other => panic!("{attr} {value:?}: expected InvalidAttribute, got {other}"),
+        }
+    }
+}
+
+#[test]
+fn non_orthonormal_orientation_of_any_slice_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, paths) = good_series(dir.path());
+    // Slice 3's column cosine is 0.57° off orthogonal to its row cosine: refused by its own header check, naming it.
+    edit(
+        &paths[3],
+        DataElement::new(
+            tags::IMAGE_ORIENTATION_PATIENT,
+            VR::DS,
+            ds(&["1", "0", "0", "0.01", "1", "0"]),
+        ),
+    );
+    let err = read_ct_series(dir.path()).unwrap_err();
+    match &err {
+        DicomError::InvalidAttribute { attribute, path, .. } => {
+            assert_eq!(*attribute, "ImageOrientationPatient");
+            assert_eq!(*path, paths[3].display().to_string());
+        }
+        other => panic!("expected InvalidAttribute ImageOrientationPatient, got {other}"),
+    }
+}
+
+#[test]
+fn absurd_position_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, paths) = good_series(dir.path());
+    edit(
+        &paths[1],
+        DataElement::new(tags::IMAGE_POSITION_PATIENT, VR::DS, ds(&["0", "0", "1e300"])),
+    );
+    let err = read_ct_series(dir.path()).unwrap_err();
+    assert!(
+        matches!(&err, DicomError::InvalidAttribute { attribute: "ImagePositionPatient", path, .. } if *path == paths[1].display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn bytes_entry_points_read_what_the_folder_reader_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (written, paths) = good_series(dir.path());
+    let files: Vec<(PathBuf, Vec<u8>)> = paths.iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
+    let mut refs: Vec<(PathBuf, &[u8])> = files.iter().map(|(p, b)| (p.clone(), b.as_slice())).collect();
+    refs.push((PathBuf::from("notes.txt"), b"not dicom".as_slice()));
+    let (read, report) = acus_dicom::read_ct_buffers(&refs, "memory", None, Vec::new()).unwrap();
+    assert_eq!(read.hu(), written.hu());
+    assert_eq!((report.slices, report.skipped), (paths.len(), 1));
+    // One slice on its own: the same HU as its plane of the volume (slices are written in position order).
+    let (header, hu) = acus_dicom::decode_slice(&files[2].1, &files[2].0).unwrap().unwrap();
+    let plane = header.rows * header.columns;
+    assert_eq!(hu.as_slice(), &written.hu()[2 * plane..3 * plane]);
+    assert!(acus_dicom::decode_slice(b"short", std::path::Path::new("x"))
+        .unwrap()
+        .is_none());
+}

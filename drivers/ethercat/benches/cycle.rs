@@ -2,15 +2,15 @@
 //! CiA 402 → encode outputs. Prints p50 / p99 / max in µs (custom harness: criterion reports
 //! no percentiles). Run: `cargo bench -p acus-ethercat --bench cycle`.
 
-#[path = "../tests/common/pure.rs"]
-mod pure;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use acus_ethercat::config::DrivesConfig;
 use acus_ethercat::cycle::{BusHealth, Command, Mode};
-use pure::PureRig;
+use common::pure::PureRig;
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {

@@ -20,6 +20,83 @@ pub const TX_LEN: usize = 15;
 /// Cyclic synchronous position mode (0x6060 value).
 pub const MODE_CSP: i8 = 8;
 
+/// Objects the bring-up compares with the drive configuration before OP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveObject {
+    /// 0x1018:01 vendor id.
+    VendorId,
+    /// 0x1018:02 product code.
+    ProductCode,
+    /// 0x608F position encoder resolution: encoder increments (:01) per motor revolutions (:02).
+    EncoderResolution,
+    /// 0x6091 gear ratio: motor revolutions (:01) per shaft revolutions (:02).
+    GearRatio,
+    /// 0x6092 feed constant: feed (:01) per shaft revolutions (:02), in the unit of 0x60A8; compared in SI.
+    FeedConstant,
+    /// 0x60A8 SI unit position: the unit of the feed (a length for a prismatic joint, an angle for a revolute one).
+    PositionUnit,
+}
+
+impl std::fmt::Display for DriveObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::VendorId => "0x1018:01 vendor id",
+            Self::ProductCode => "0x1018:02 product code",
+            Self::EncoderResolution => "0x608F encoder resolution (counts per motor revolution)",
+            Self::GearRatio => "0x6091 gear ratio (motor per shaft revolutions)",
+            Self::FeedConstant => "0x6092 feed constant (SI per shaft revolution)",
+            Self::PositionUnit => "0x60A8 position unit",
+        })
+    }
+}
+
+/// A value read from, or expected of, a [`DriveObject`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ObjectValue {
+    /// An identity number (shown in hex).
+    Id(u32),
+    /// A ratio or an SI quantity.
+    Number(f64),
+    /// A length unit (m) or an angle unit (rad), from 0x60A8.
+    Kind(UnitKind),
+}
+
+impl std::fmt::Display for ObjectValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(v) => write!(f, "{v:#010x}"),
+            Self::Number(v) => write!(f, "{v}"),
+            Self::Kind(UnitKind::Length) => f.write_str("a length"),
+            Self::Kind(UnitKind::Angle) => f.write_str("an angle"),
+            Self::Kind(UnitKind::Unknown(code)) => write!(f, "unknown unit {code:#010x}"),
+        }
+    }
+}
+
+/// What a 0x60A8 code measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitKind {
+    /// Metres (unit index 0x01).
+    Length,
+    /// Radians (0x10) or degrees (0x41).
+    Angle,
+    /// Anything else (the raw code).
+    Unknown(u32),
+}
+
+/// Decode an SI unit code (0x60A8; CiA 402 §6.2 after CiA 303-2: byte 3 the power-of-ten prefix as i8, byte 2 the
+/// unit index) into what it measures and the SI value of one unit (1 µm → 1e-6 m, 1 µ° → 1.745e-8 rad).
+pub fn decode_si_unit(code: u32) -> (UnitKind, f64) {
+    let prefix = f64::from((code >> 24) as u8 as i8);
+    let scale = 10f64.powf(prefix);
+    match (code >> 16) & 0xFF {
+        0x01 => (UnitKind::Length, scale),
+        0x10 => (UnitKind::Angle, scale),
+        0x41 => (UnitKind::Angle, scale * std::f64::consts::PI / 180.0),
+        _ => (UnitKind::Unknown(code), f64::NAN),
+    }
+}
+
 /// Controlword commands (IEC 61800-7-201 Table 28).
 pub mod cw {
     /// Disable voltage: → Switch on disabled.
@@ -160,6 +237,17 @@ mod tests {
         assert_eq!(DriveState::from_statusword(0x0218), DriveState::Fault);
         assert_eq!(DriveState::from_statusword(0x021F), DriveState::FaultReactionActive);
         assert_eq!(DriveState::from_statusword(0), DriveState::NotReadyToSwitchOn);
+    }
+
+    #[test]
+    fn si_unit_codes() {
+        let (k, s) = decode_si_unit(0xF701_0000);
+        assert_eq!(k, UnitKind::Length);
+        assert!((s - 1e-9).abs() < 1e-21);
+        let (k, s) = decode_si_unit(0xFA41_0000);
+        assert_eq!(k, UnitKind::Angle);
+        assert!((s - 1e-6 * std::f64::consts::PI / 180.0).abs() < 1e-18);
+        assert!(matches!(decode_si_unit(0x0005_0000).0, UnitKind::Unknown(_)));
     }
 
     #[test]

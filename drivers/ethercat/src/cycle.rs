@@ -8,190 +8,9 @@
 
 use crate::cia402::{cw, DriveInputs, DriveOutputs, DriveState, MODE_CSP};
 use crate::config::{AxisConfig, MAX_AXES};
+use crate::safety::{setpoint_step_ok, MotionFault, SafetySample, SafetySettings, StopSource, Supervisor};
 
-/// Health of the last exchange, as the bus reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BusHealth {
-    /// Frame came back with the expected working counter.
-    Ok,
-    /// Frame came back with the wrong working counter (a device missing or not in OP).
-    WorkingCounter {
-        /// Received.
-        got: u16,
-        /// Expected.
-        expected: u16,
-    },
-    /// No frame came back (link down, frame lost).
-    Lost,
-    /// A SubDevice left OP (AL state check in the same frame).
-    NotOperational,
-}
-
-/// Why the cycle latched.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Fault {
-    /// A frame did not come back.
-    FrameLost,
-    /// A SubDevice left OP.
-    NotOperational,
-    /// Working counter mismatch.
-    WorkingCounter {
-        /// Received.
-        got: u16,
-        /// Expected.
-        expected: u16,
-    },
-    /// A drive reported a fault.
-    Drive {
-        /// Axis index.
-        axis: u8,
-        /// 0x603F error code.
-        code: u16,
-    },
-    /// Actual position left the setpoint by more than the window.
-    FollowingError {
-        /// Axis index.
-        axis: u8,
-        /// Error, joint units.
-        error: f64,
-    },
-    /// Actual position outside the joint range (plus one following-error window).
-    OutOfRange {
-        /// Axis index.
-        axis: u8,
-        /// Position, joint units.
-        position: f64,
-    },
-    /// A drive left Operation enabled by itself.
-    DriveDisabled {
-        /// Axis index.
-        axis: u8,
-    },
-    /// The emergency stop was pressed (an external stop request: e-stop button, safety supervisor).
-    EmergencyStop,
-    /// Drives did not reach Operation enabled in time, or report a mode other than CSP.
-    EnableTimeout {
-        /// Axis index.
-        axis: u8,
-    },
-}
-
-/// Operating mode of the axis group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// No torque requested (drives held in Ready to switch on).
-    #[default]
-    Disabled,
-    /// Walking drives through the power state machine.
-    Enabling,
-    /// All drives in Operation enabled; setpoints interpolated towards the goal.
-    Enabled,
-    /// Acknowledging drive faults after a reset request.
-    Resetting,
-    /// Latched fault: quick stop, no motion.
-    Faulted,
-}
-
-/// The command handed to the cycle (latest value wins).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Command {
-    /// Hold the drives enabled. False disables (unless faulted).
-    pub enable: bool,
-    /// A change of this counter requests enabling (an edge that cannot be lost in a latest-value handoff).
-    pub enable_seq: u32,
-    /// A change of this counter requests a fault reset (the rising edge).
-    pub reset_seq: u32,
-    /// Goal joint positions, SI.
-    pub goal: [f64; MAX_AXES],
-    /// Identifies the goal, echoed in [`Status::goal_seq`] once it applies.
-    pub goal_seq: u32,
-    /// `goal_seq` when enabling was requested: that goal (and older) is stale, so after enabling
-    /// the axes hold their actual positions until a goal with another sequence number arrives.
-    pub enable_goal_seq: u32,
-    /// A change of this counter requests a halt: every axis decelerates at its limit to a standstill along its current
-    /// motion (no return to where the halt came, so a needle is never pulled back by a hold).
-    pub halt_seq: u32,
-    /// `goal_seq` when the halt was requested: that goal is abandoned; the axes stay where they stopped until a goal
-    /// with another sequence number arrives.
-    pub halt_goal_seq: u32,
-    /// Fraction of the URDF velocity limit, (0, 1].
-    pub speed_scale: f64,
-    /// Emergency stop held (a level): latches [`Fault::EmergencyStop`] every cycle it is true, so a reset cannot clear
-    /// the fault until the stop is released.
-    pub emergency_stop: bool,
-}
-
-impl Default for Command {
-    fn default() -> Self {
-        Self {
-            enable: false,
-            enable_seq: 0,
-            reset_seq: 0,
-            goal: [0.0; MAX_AXES],
-            goal_seq: 0,
-            enable_goal_seq: 0,
-            halt_seq: 0,
-            halt_goal_seq: 0,
-            speed_scale: 1.0,
-            emergency_stop: false,
-        }
-    }
-}
-
-/// What the cycle publishes every period.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Status {
-    /// Cycle counter.
-    pub cycle: u64,
-    /// Group mode.
-    pub mode: Mode,
-    /// Latched fault, if any.
-    pub fault: Option<Fault>,
-    /// Cycle at which the current fault latched.
-    pub fault_cycle: u64,
-    /// Number of axes.
-    pub axes: usize,
-    /// Actual positions, SI.
-    pub actual: [f64; MAX_AXES],
-    /// Setpoints sent, SI.
-    pub setpoint: [f64; MAX_AXES],
-    /// Drive states.
-    pub drive_state: [DriveState; MAX_AXES],
-    /// Statuswords.
-    pub statusword: [u16; MAX_AXES],
-    /// Controlwords sent.
-    pub controlword: [u16; MAX_AXES],
-    /// Goal of the last command.
-    pub goal_seq: u32,
-    /// All setpoints at the goal and at rest.
-    pub goal_reached: bool,
-    /// Goal reached and every axis within its position window of it for [`IN_POSITION_CYCLES`] (CiA 402 0x6067/0x6068,
-    /// kept by the master): the robot stands where it was sent, so a scan now images the pose the move ended in.
-    pub in_position: bool,
-    /// Reset requests seen.
-    pub reset_seq: u32,
-}
-
-impl Default for Status {
-    fn default() -> Self {
-        Self {
-            cycle: 0,
-            mode: Mode::Disabled,
-            fault: None,
-            fault_cycle: 0,
-            axes: 0,
-            actual: [0.0; MAX_AXES],
-            setpoint: [0.0; MAX_AXES],
-            drive_state: [DriveState::default(); MAX_AXES],
-            statusword: [0; MAX_AXES],
-            controlword: [0; MAX_AXES],
-            goal_seq: 0,
-            goal_reached: false,
-            in_position: false,
-            reset_seq: 0,
-        }
-    }
-}
+pub use crate::cycle_types::{BusHealth, Command, Fault, Mode, Status};
 
 /// Limits the cycle needs per axis, copied from [`AxisConfig`] (no heap, no strings).
 #[derive(Debug, Clone, Copy, Default)]
@@ -230,12 +49,27 @@ pub struct Cycle {
     halted_goal_seq: Option<u32>,
     mode_cycles: u32,
     in_position_cycles: u32,
+    sup: Supervisor,
+    enable_was_held: bool,
+    last_target: [i32; MAX_AXES],
+    was_enabled: bool,
     status: Status,
 }
 
 impl Cycle {
-    /// A cycle for `axes` (at most [`MAX_AXES`]; extra axes are ignored) with period `dt` s.
+    /// A cycle for `axes` (at most [`MAX_AXES`]; extra axes are ignored) with period `dt` s and the default safety
+    /// settings ([`SafetySettings::for_period`]).
     pub fn new(axes: &[AxisConfig], dt: f64) -> Self {
+        Self::build(axes, dt, SafetySettings::for_period(dt))
+    }
+
+    /// As [`Cycle::new`] with the given safety settings, range-checked.
+    pub fn with_settings(axes: &[AxisConfig], dt: f64, settings: SafetySettings) -> Result<Self, crate::Error> {
+        settings.validate()?;
+        Ok(Self::build(axes, dt, settings))
+    }
+
+    fn build(axes: &[AxisConfig], dt: f64, settings: SafetySettings) -> Self {
         let n = axes.len().min(MAX_AXES);
         let mut lim = [Limits::default(); MAX_AXES];
         for (l, a) in lim.iter_mut().zip(axes) {
@@ -263,6 +97,10 @@ impl Cycle {
             halted_goal_seq: None,
             mode_cycles: 0,
             in_position_cycles: 0,
+            sup: Supervisor::new(settings),
+            enable_was_held: true,
+            last_target: [0; MAX_AXES],
+            was_enabled: false,
             status: Status {
                 axes: n,
                 ..Status::default()
@@ -273,6 +111,17 @@ impl Cycle {
     /// The status after the last step.
     pub fn status(&self) -> &Status {
         &self.status
+    }
+
+    /// Safety settings in force.
+    pub fn safety_settings(&self) -> &SafetySettings {
+        self.sup.settings()
+    }
+
+    /// Record what the runner obtained of the real-time settings (published in every status).
+    pub fn set_realtime(&mut self, realtime: bool, memory_locked: bool) {
+        self.status.realtime = realtime;
+        self.status.memory_locked = memory_locked;
     }
 
     fn latch(&mut self, fault: Fault) {
@@ -290,14 +139,27 @@ impl Cycle {
         }
     }
 
-    #[allow(clippy::needless_range_loop)] // parallel per-axis arrays, indexed together
-    /// One period. `inputs`/`outputs` hold one entry per axis (shorter slices are handled as far
-    /// as they go). Returns the status to publish.
+    /// One period without registered safety sources and without lateness ([`Cycle::step_with`]).
     pub fn step(
         &mut self,
         bus: BusHealth,
         inputs: &[DriveInputs],
         cmd: &Command,
+        outputs: &mut [DriveOutputs],
+    ) -> &Status {
+        self.step_with(bus, inputs, cmd, &SafetySample::default(), outputs)
+    }
+
+    #[allow(clippy::needless_range_loop)] // parallel per-axis arrays, indexed together
+    /// One period. `inputs`/`outputs` hold one entry per axis (shorter slices are handled as far
+    /// as they go); `safety` is this period's sample of the safety sources and the runner's lateness.
+    /// Returns the status to publish.
+    pub fn step_with(
+        &mut self,
+        bus: BusHealth,
+        inputs: &[DriveInputs],
+        cmd: &Command,
+        safety: &SafetySample,
         outputs: &mut [DriveOutputs],
     ) -> &Status {
         let n = self.n.min(inputs.len()).min(outputs.len());
@@ -321,9 +183,54 @@ impl Cycle {
             BusHealth::NotOperational => self.latch(Fault::NotOperational),
             BusHealth::WorkingCounter { got, expected } => self.latch(Fault::WorkingCounter { got, expected }),
         }
+        // The safety supervisor: command age, sources, overruns, goals, overspeed and encoder jumps.
+        let age = self.sup.observe_heartbeat(cmd.heartbeat);
+        let verdict = self.sup.observe_sources(safety);
+        self.sup.observe_overrun(safety.late);
+        self.status.command_age = age;
+        self.status.overruns = self.sup.overruns();
+        self.status.enable_held = verdict.enable_held;
         if cmd.emergency_stop {
-            self.latch(Fault::EmergencyStop);
+            self.latch(Fault::EmergencyStop {
+                source: StopSource::Command,
+            });
+        } else if let Some(source) = verdict.estop {
+            self.latch(Fault::EmergencyStop { source });
         }
+        if matches!(self.status.mode, Mode::Enabling | Mode::Enabled) && self.sup.command_stale() {
+            self.latch(Fault::StaleCommand { cycles: age });
+        }
+        let burst = self.sup.overrun_burst();
+        if let Some(count) = burst {
+            self.latch(Fault::OverrunBurst { count });
+        }
+        let mut goal_invalid = false;
+        for i in 0..n {
+            if !cmd.goal[i].is_finite() || cmd.depth_limit[i].is_nan() {
+                goal_invalid = true;
+                self.latch(Fault::InvalidGoal { axis: i as u8 });
+            }
+        }
+        let mut motion_limits = [(1.0, f64::INFINITY); MAX_AXES];
+        for (m, l) in motion_limits.iter_mut().zip(&self.lim).take(n) {
+            *m = (l.cpu, l.vmax);
+        }
+        let motion = self
+            .sup
+            .check_motion(fresh && self.inputs_seen, &inputs[..n], &motion_limits[..n], self.dt);
+        match motion {
+            Some(MotionFault::Overspeed { axis, velocity }) => self.latch(Fault::Overspeed { axis, velocity }),
+            Some(MotionFault::EncoderJump { axis, jump }) => self.latch(Fault::EncoderJump { axis, jump }),
+            None => {}
+        }
+        // A reset is refused while any cause is still there.
+        let cause_persists = cmd.emergency_stop
+            || verdict.estop.is_some()
+            || goal_invalid
+            || burst.is_some()
+            || motion.is_some()
+            || self.sup.command_stale()
+            || !fresh;
         let reset_edge = cmd.reset_seq != self.last_reset_seq;
         self.last_reset_seq = cmd.reset_seq;
         let enable_edge = cmd.enable_seq != self.last_enable_seq;
@@ -359,16 +266,28 @@ impl Cycle {
                             position: p,
                         });
                     }
+                    let limit = cmd.depth_limit[i];
+                    if p > limit + l.window {
+                        self.latch(Fault::DepthLimit {
+                            axis: i as u8,
+                            position: p,
+                            limit,
+                        });
+                    }
                 }
             }
         }
         // 3. Mode changes from the command.
         match self.status.mode {
             Mode::Faulted => {
-                // A reset while the emergency stop is still held is ignored (the edge is used up).
-                if reset_edge && fresh && !cmd.emergency_stop {
-                    self.status.fault = None;
-                    self.set_mode(Mode::Resetting);
+                // A reset while a cause persists (e-stop held, a source silent, a bad goal, ...) is refused; the edge
+                // is used up.
+                if reset_edge {
+                    self.status.reset_refused = cause_persists;
+                    if !cause_persists {
+                        self.status.fault = None;
+                        self.set_mode(Mode::Resetting);
+                    }
                 }
             }
             Mode::Resetting => {
@@ -437,6 +356,19 @@ impl Cycle {
                 self.halted_goal_seq = Some(cmd.halt_goal_seq);
             }
         }
+        // An enable source released or silent: the same halt, and every goal that arrives while it lasts is abandoned
+        // (a hold, not a latch: motion resumes only with a goal newer than the release, once every enable is back).
+        if !verdict.enable_held && mode == Mode::Enabled {
+            if self.enable_was_held && self.halted_goal_seq.is_none() {
+                for i in 0..n {
+                    let (l, v) = (self.lim[i], self.vel[i]);
+                    let stop = self.pos[i] + v * v.abs() / (2.0 * l.amax);
+                    self.hold[i] = stop.clamp(l.lower, l.upper);
+                }
+            }
+            self.halted_goal_seq = Some(cmd.goal_seq);
+        }
+        self.enable_was_held = verdict.enable_held || mode != Mode::Enabled;
         if self.halted_goal_seq.is_some_and(|seq| seq != cmd.goal_seq) {
             self.halted_goal_seq = None;
         }
@@ -453,11 +385,18 @@ impl Cycle {
                     } else {
                         cmd.goal[i]
                     };
-                    let goal = wanted.clamp(l.lower, l.upper);
+                    // The procedure's depth limit narrows the range (never below the lower limit).
+                    let upper = l.upper.min(cmd.depth_limit[i]).max(l.lower);
+                    let goal = wanted.clamp(l.lower, upper);
                     let (p, v) = interpolate(self.pos[i], self.vel[i], goal, l.vmax * scale, l.amax, self.dt);
                     self.pos[i] = p;
                     self.vel[i] = v;
                     let target = (p * l.cpu).round() as i32;
+                    if !p.is_finite()
+                        || (self.was_enabled && !setpoint_step_ok(self.last_target[i], target, l.vmax * l.cpu, self.dt))
+                    {
+                        self.latch(Fault::SetpointVelocity { axis: i as u8 });
+                    }
                     reached &= p == goal && v == 0.0;
                     within &= f64::from(actual_counts.saturating_sub(target)).abs() <= l.in_position;
                     (cw::ENABLE_OPERATION, target)
@@ -484,16 +423,7 @@ impl Cycle {
                     };
                     (c, actual_counts)
                 }
-                Mode::Faulted => {
-                    let c = match st {
-                        DriveState::OperationEnabled
-                        | DriveState::QuickStopActive
-                        | DriveState::SwitchedOn
-                        | DriveState::ReadyToSwitchOn => cw::QUICK_STOP,
-                        _ => cw::DISABLE_VOLTAGE,
-                    };
-                    (c, actual_counts)
-                }
+                Mode::Faulted => (quick_stop_word(st), actual_counts),
             };
             if mode != Mode::Enabled {
                 self.pos[i] = self.status.actual[i];
@@ -502,12 +432,30 @@ impl Cycle {
             }
             self.status.setpoint[i] = f64::from(target) / self.lim[i].cpu;
             self.status.controlword[i] = controlword;
+            self.last_target[i] = target;
             outputs[i] = DriveOutputs {
                 controlword,
                 target,
                 mode: MODE_CSP,
             };
         }
+        if mode != Mode::Faulted && self.status.mode == Mode::Faulted {
+            // Latched while writing the outputs (a setpoint refused): quick stop on every axis in this same frame.
+            for i in 0..n {
+                let c = quick_stop_word(self.status.drive_state[i]);
+                self.status.controlword[i] = c;
+                self.status.setpoint[i] = self.status.actual[i];
+                self.last_target[i] = inputs[i].position;
+                outputs[i] = DriveOutputs {
+                    controlword: c,
+                    target: inputs[i].position,
+                    mode: MODE_CSP,
+                };
+            }
+            reached = false;
+        }
+        self.was_enabled = self.status.mode == Mode::Enabled;
+        self.status.halted = self.halted_goal_seq.is_some();
         self.status.goal_seq = cmd.goal_seq;
         self.status.goal_reached = reached && n > 0;
         self.in_position_cycles = if self.status.goal_reached && within {
@@ -517,6 +465,17 @@ impl Cycle {
         };
         self.status.in_position = self.in_position_cycles >= IN_POSITION_CYCLES;
         &self.status
+    }
+}
+
+/// The controlword of a latched fault: quick stop from every powered state, disable voltage otherwise.
+fn quick_stop_word(st: DriveState) -> u16 {
+    match st {
+        DriveState::OperationEnabled
+        | DriveState::QuickStopActive
+        | DriveState::SwitchedOn
+        | DriveState::ReadyToSwitchOn => cw::QUICK_STOP,
+        _ => cw::DISABLE_VOLTAGE,
     }
 }
 

@@ -7,6 +7,43 @@ pub enum Error {
     /// Configuration file or URDF unusable.
     #[error("drive config: {0}")]
     Config(String),
+    /// A field of the drive configuration refused at load, by its path in the file (`drives[2].gear_ratio`).
+    #[error("drive config: {field} = {value}: {reason}")]
+    ConfigField {
+        /// Path of the field in the YAML file.
+        field: String,
+        /// The value found, as written.
+        value: String,
+        /// Why it is refused (the accepted range or rule).
+        reason: String,
+    },
+    /// A drive at bring-up does not hold what the drive configuration says (identity or unit objects): it is refused
+    /// before OP.
+    #[error("drive {axis} ({joint}): {object} is {found}, the configuration expects {expected}")]
+    DriveMismatch {
+        /// Axis index (line position).
+        axis: usize,
+        /// Joint the configuration gives this drive.
+        joint: String,
+        /// The object compared.
+        object: crate::cia402::DriveObject,
+        /// What the drive holds.
+        found: crate::cia402::ObjectValue,
+        /// What the configuration implies.
+        expected: crate::cia402::ObjectValue,
+    },
+    /// An object the bring-up must verify could not be read by SDO.
+    #[error("drive {axis} ({joint}): reading {object} by SDO failed: {reason}")]
+    DriveObjectUnreadable {
+        /// Axis index (line position).
+        axis: usize,
+        /// Joint the configuration gives this drive.
+        joint: String,
+        /// The object.
+        object: crate::cia402::DriveObject,
+        /// The master's report.
+        reason: String,
+    },
     /// The bus did not find the configured number of drives.
     #[error("found {found} EtherCAT SubDevices, configuration expects {expected}")]
     DriveCount {
@@ -54,6 +91,76 @@ pub enum Error {
         got: usize,
         /// Expected.
         expected: usize,
+    },
+    /// A safety setting out of its range.
+    #[error("safety setting {field} = {value} out of range")]
+    Settings {
+        /// Field name.
+        field: &'static str,
+        /// Value given.
+        value: f64,
+    },
+    /// A goal that is not a finite number (NaN or infinite): refused before anything moves.
+    #[error("goal for joint {joint} is not a finite number ({value})")]
+    NonFiniteGoal {
+        /// Joint name.
+        joint: String,
+        /// Value given.
+        value: f64,
+    },
+    /// A goal beyond the procedure's depth limit for that joint.
+    #[error("goal {value:.4} for joint {joint} beyond its depth limit {limit:.4}")]
+    GoalBeyondDepthLimit {
+        /// Joint name.
+        joint: String,
+        /// Requested value, SI.
+        value: f64,
+        /// Depth limit in force, SI.
+        limit: f64,
+    },
+    /// A depth limit that is not finite or lies below the joint's lower limit.
+    #[error("depth limit {value} for axis {axis} invalid (finite, at least the lower limit {lower:.4})")]
+    DepthLimit {
+        /// Axis index.
+        axis: usize,
+        /// Value given.
+        value: f64,
+        /// Lower joint limit, SI.
+        lower: f64,
+    },
+    /// No such axis.
+    #[error("axis {axis} does not exist (robot has {axes})")]
+    NoSuchAxis {
+        /// Index given.
+        axis: usize,
+        /// Axes configured.
+        axes: usize,
+    },
+    /// Every safety source slot is taken.
+    #[error("all {max} safety source slots are registered")]
+    TooManySources {
+        /// Slots available.
+        max: usize,
+    },
+    /// A safety source deadline of zero cycles (it could never be fresh).
+    #[error("safety source {name}: deadline must be at least one cycle")]
+    SourceDeadline {
+        /// Source name.
+        name: String,
+    },
+    /// Motion refused: an enable source is released or silent (the cycle holds every axis).
+    #[error("motion refused: enable not held")]
+    EnableNotHeld,
+    /// Shutdown: the drives did not report Switch on disabled / Ready to switch on in time (the cycle thread was
+    /// stopped anyway; the drives' own watchdog takes over).
+    #[error("shutdown: axis {axis} still {state:?} after {cycles} cycles")]
+    ShutdownTimeout {
+        /// First axis not disabled.
+        axis: usize,
+        /// Its last reported state.
+        state: crate::cia402::DriveState,
+        /// Cycles waited.
+        cycles: u64,
     },
     /// The cycle thread could not be started or ended with an error.
     #[error("cycle thread: {0}")]

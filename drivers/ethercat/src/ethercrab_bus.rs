@@ -13,7 +13,11 @@ use ethercrab::{
 use futures_lite::future::block_on;
 
 use crate::bus::Bus;
-use crate::cia402::{DriveInputs, DriveOutputs, MODE_CSP, RX_LEN, RX_MAPPING, TX_LEN, TX_MAPPING};
+use crate::cia402::{
+    decode_si_unit, DriveInputs, DriveObject, DriveOutputs, ObjectValue, UnitKind, MODE_CSP, RX_LEN, RX_MAPPING,
+    TX_LEN, TX_MAPPING,
+};
+use crate::config::JointKind;
 use crate::config::{AxisConfig, MAX_AXES};
 use crate::cycle::BusHealth;
 use crate::Error;
@@ -41,17 +45,53 @@ pub fn pdu_storage() -> Result<(PduTx<'static>, PduRx<'static>, PduLoop<'static>
 pub struct BusTiming {
     /// Cycle period (SYNC0 period).
     pub cycle: Duration,
-    /// How long one frame may take before it counts as lost.
+    /// How long one bring-up frame (discovery, EEPROM, SDO, state changes) may take before it counts as lost: long,
+    /// nothing moves yet.
     pub pdu_timeout: Duration,
+    /// How long the cycle waits for its process-data frame before it reports [`BusHealth::Lost`]. On real time keep
+    /// it under 2 periods ([`BusTiming::real_time`]: 1.5), so a lost frame or link is reported within 2 periods of
+    /// wall time and the cycle is not blocked longer. On a simulated clock (`Pacing::Simulated`) a late frame is the
+    /// machine being busy, not a link lost, and wall time is not the drives' time: [`BusTiming::simulated`] waits
+    /// [`SIMULATED_PD_TIMEOUT`].
+    pub process_data_timeout: Duration,
+    /// SM watchdog time to program into every drive at PRE-OP (ESC registers 0x0400/0x0420); `None` keeps the
+    /// device's own (100 ms on ESCs at power-on).
+    pub sm_watchdog: Option<Duration>,
     /// FRMW iterations of the static DC drift compensation at start-up.
     pub dc_static_sync_iterations: u32,
 }
 
+/// Process-data wait on a simulated clock (see [`BusTiming::process_data_timeout`]).
+pub const SIMULATED_PD_TIMEOUT: Duration = Duration::from_millis(50);
+
+impl BusTiming {
+    /// Real-time pacing with period `cycle`: process data is lost after 1.5 periods.
+    pub fn real_time(cycle: Duration) -> Self {
+        Self {
+            cycle,
+            process_data_timeout: cycle * 3 / 2,
+            ..Self::default()
+        }
+    }
+
+    /// A simulated clock with period `cycle`: process data may take [`SIMULATED_PD_TIMEOUT`] of wall time.
+    pub fn simulated(cycle: Duration) -> Self {
+        Self {
+            cycle,
+            process_data_timeout: SIMULATED_PD_TIMEOUT,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for BusTiming {
+    /// Real time at 1 kHz.
     fn default() -> Self {
         Self {
             cycle: Duration::from_millis(1),
             pdu_timeout: Duration::from_millis(20),
+            process_data_timeout: Duration::from_micros(1500),
+            sm_watchdog: None,
             dc_static_sync_iterations: 1000,
         }
     }
@@ -65,6 +105,7 @@ pub struct EthercrabBus {
     expected_wkc: u16,
     next_wait: Option<Duration>,
     frame_wait: FrameWait,
+    pd_timeout: Duration,
     /// Actual positions (counts) read at PRE-OP by SDO, one per drive.
     pub initial_positions: [i32; MAX_AXES],
 }
@@ -110,6 +151,104 @@ async fn map_pdos(
     Ok(())
 }
 
+/// Relative tolerance of ratio comparisons (a ratio of integers against the YAML's decimal).
+const RATIO_TOLERANCE: f64 = 1e-9;
+/// Relative tolerance of the feed constant in SI (the drive's unit may round the lead, e.g. to 1 nm).
+const FEED_TOLERANCE: f64 = 1e-6;
+
+async fn read_u32(
+    sd: &ethercrab::SubDeviceRef<'_, &mut ethercrab::SubDevice>,
+    axis: usize,
+    cfg: &AxisConfig,
+    object: DriveObject,
+    index: u16,
+    sub: u8,
+) -> Result<u32, Error> {
+    sd.sdo_read::<u32>(index, sub)
+        .await
+        .map_err(|e| Error::DriveObjectUnreadable {
+            axis,
+            joint: cfg.joint.clone(),
+            object,
+            reason: e.to_string(),
+        })
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs())
+}
+
+/// Compare a drive, at PRE-OP, with its configuration: identity (0x1018, where the YAML names it) and the unit objects
+/// it holds (0x608F, 0x6091, 0x6092 with its unit 0x60A8). The counts the cycle converts with follow from these, so a
+/// drive that differs would move the joint by another distance than commanded.
+async fn verify_drive(
+    sd: &ethercrab::SubDeviceRef<'_, &mut ethercrab::SubDevice>,
+    axis: usize,
+    cfg: &AxisConfig,
+) -> Result<(), Error> {
+    let mismatch = |object, found, expected| Error::DriveMismatch {
+        axis,
+        joint: cfg.joint.clone(),
+        object,
+        found,
+        expected,
+    };
+    for (object, sub, want) in [
+        (DriveObject::VendorId, 1u8, cfg.vendor_id),
+        (DriveObject::ProductCode, 2, cfg.product_code),
+    ] {
+        if let Some(want) = want {
+            let got = read_u32(sd, axis, cfg, object, 0x1018, sub).await?;
+            if got != want {
+                return Err(mismatch(object, ObjectValue::Id(got), ObjectValue::Id(want)));
+            }
+        }
+    }
+    let ratio = |object, index| async move {
+        let a = read_u32(sd, axis, cfg, object, index, 1).await?;
+        let b = read_u32(sd, axis, cfg, object, index, 2).await?;
+        Ok::<f64, Error>(if b == 0 { f64::NAN } else { f64::from(a) / f64::from(b) })
+    };
+    let encoder = ratio(DriveObject::EncoderResolution, 0x608F).await?;
+    let want = f64::from(cfg.encoder_counts_per_rev);
+    if !close(encoder, want, RATIO_TOLERANCE) {
+        return Err(mismatch(
+            DriveObject::EncoderResolution,
+            ObjectValue::Number(encoder),
+            ObjectValue::Number(want),
+        ));
+    }
+    let gear = ratio(DriveObject::GearRatio, 0x6091).await?;
+    if !close(gear, cfg.gear_ratio, RATIO_TOLERANCE) {
+        return Err(mismatch(
+            DriveObject::GearRatio,
+            ObjectValue::Number(gear),
+            ObjectValue::Number(cfg.gear_ratio),
+        ));
+    }
+    let feed = ratio(DriveObject::FeedConstant, 0x6092).await?;
+    let (kind, unit) = decode_si_unit(read_u32(sd, axis, cfg, DriveObject::PositionUnit, 0x60A8, 0).await?);
+    let (want_kind, want_feed) = match (cfg.kind, cfg.lead_m_per_rev) {
+        (JointKind::Prismatic, Some(lead)) => (UnitKind::Length, lead),
+        _ => (UnitKind::Angle, std::f64::consts::TAU),
+    };
+    if kind != want_kind {
+        return Err(mismatch(
+            DriveObject::PositionUnit,
+            ObjectValue::Kind(kind),
+            ObjectValue::Kind(want_kind),
+        ));
+    }
+    if !close(feed * unit, want_feed, FEED_TOLERANCE) {
+        return Err(mismatch(
+            DriveObject::FeedConstant,
+            ObjectValue::Number(feed * unit),
+            ObjectValue::Number(want_feed),
+        ));
+    }
+    Ok(())
+}
+
 impl EthercrabBus {
     /// Bring the line up to OP with DC SYNC0 and CSP mapped; blocks until done.
     pub fn bring_up(pdu_loop: PduLoop<'static>, axes: &[AxisConfig], timing: BusTiming) -> Result<Self, Error> {
@@ -120,9 +259,10 @@ impl EthercrabBus {
                 state_transition: Duration::from_secs(10),
                 wait_loop_delay: Duration::from_millis(1),
                 mailbox_response: Duration::from_secs(1),
+                // Bring-up only, like the EEPROM: a loaded machine must not fail the SDO exchange.
+                mailbox_echo: Duration::from_secs(1),
                 // ethercrab's 10 ms leaves no margin on a loaded machine; the EEPROM is read once, at bring-up.
                 eeprom: Duration::from_millis(200),
-                ..Timeouts::default()
             },
             MainDeviceConfig {
                 dc_static_sync_iterations: timing.dc_static_sync_iterations,
@@ -145,7 +285,18 @@ impl EthercrabBus {
             });
         }
         let mut initial_positions = [0i32; MAX_AXES];
+        // Every drive is verified before any is configured: a line that does not match its configuration is refused
+        // whole, at PRE-OP.
+        for (i, (sd, axis)) in group.iter_mut(md).zip(axes).enumerate() {
+            verify_drive(&sd, i, axis).await?;
+        }
         for (i, (mut sd, axis)) in group.iter_mut(md).zip(axes).enumerate() {
+            if let Some(wd) = timing.sm_watchdog {
+                // Watchdog time unit 100 µs (divider 2498: (2498 + 2) × 40 ns), then the SM watchdog in those units.
+                let units = wd.as_micros().div_ceil(100).clamp(1, u128::from(u16::MAX)) as u16;
+                sd.register_write(0x0400u16, 2498u16).await?;
+                sd.register_write(0x0420u16, units).await?;
+            }
             map_pdos(&sd, axis).await?;
             initial_positions[i] = sd.sdo_read::<i32>(0x6064, 0).await?;
             sd.set_dc_sync(DcSync::Sync0);
@@ -199,6 +350,7 @@ impl EthercrabBus {
             expected_wkc: 3 * n as u16,
             next_wait: None,
             frame_wait: FrameWait { waker: None },
+            pd_timeout: timing.process_data_timeout,
             initial_positions,
         })
     }
@@ -222,13 +374,14 @@ impl std::task::Wake for ThreadWaker {
 /// Waits for a process-data exchange the way a real-time master does: it polls (yielding the core between polls) while
 /// the frame is usually on its way back, and parks only after [`FRAME_SPIN`]; parking and waking a thread costs as
 /// much as the round trip. The waker is made once per thread (outside the loop's steady state), so waiting allocates
-/// nothing; the exchange's own timeout bounds the wait.
+/// nothing. The wait ends at the process-data deadline: the exchange is dropped, which releases its frame (ethercrab's
+/// `ReceiveFrameFut` frees its slot on drop), so a late reply finds no frame and is discarded.
 struct FrameWait {
     waker: Option<(std::thread::ThreadId, std::task::Waker)>,
 }
 
 impl FrameWait {
-    fn block_on<F: std::future::Future>(&mut self, future: F) -> F::Output {
+    fn block_on<F: std::future::Future>(&mut self, future: F, timeout: Duration) -> Option<F::Output> {
         let me = std::thread::current();
         let waker = match &self.waker {
             Some((id, w)) if *id == me.id() => w,
@@ -242,12 +395,19 @@ impl FrameWait {
         let started = std::time::Instant::now();
         loop {
             if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-                return out;
+                return Some(out);
             }
-            if started.elapsed() < FRAME_SPIN {
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return None;
+            }
+            // Poll while the frame is usually on its way back and again just before the deadline (a parked thread
+            // wakes late), park in between.
+            let left = timeout - waited;
+            if waited < FRAME_SPIN || left <= FRAME_SPIN {
                 std::thread::yield_now();
             } else {
-                std::thread::park_timeout(Duration::from_millis(1));
+                std::thread::park_timeout((left - FRAME_SPIN).min(Duration::from_millis(1)));
             }
         }
     }
@@ -263,7 +423,14 @@ impl Bus for EthercrabBus {
             let mut raw = sd.outputs_raw_mut();
             o.encode(&mut raw);
         }
-        match self.frame_wait.block_on(self.group.tx_rx_dc(self.maindevice)) {
+        let Some(result) = self
+            .frame_wait
+            .block_on(self.group.tx_rx_dc(self.maindevice), self.pd_timeout)
+        else {
+            self.next_wait = None;
+            return BusHealth::Lost;
+        };
+        match result {
             Ok(r) => {
                 self.next_wait = Some(r.extra.next_cycle_wait);
                 if r.working_counter != self.expected_wkc {

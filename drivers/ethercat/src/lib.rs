@@ -7,6 +7,8 @@
 //! - [`bus`]: the trait the cycle thread drives; [`ethercrab_bus`] implements it with ethercrab
 //!   (PDO mapping by SDO at PRE-OP, DC SYNC0, OP); with the `igh` feature, [`igh`] with the IgH
 //!   master (needs the IgH kernel module on the target).
+//! - [`safety`]: the safety supervisor evaluated inside the cycle (watchdogs, sources, limits, overruns).
+//! - [`rt`]: SCHED_FIFO and locked memory for the cycle thread.
 //! - [`runner`]: the cycle thread, lock-free handoffs, typestate [`runner::Controller`].
 #![deny(missing_docs)]
 
@@ -14,10 +16,13 @@ pub mod bus;
 pub mod cia402;
 pub mod config;
 pub mod cycle;
+mod cycle_types;
 mod error;
 pub mod ethercrab_bus;
 #[cfg(feature = "igh")]
 pub mod igh;
+pub mod rt;
 pub mod runner;
+pub mod safety;
 
 pub use error::Error;

@@ -29,9 +29,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::bus::Bus;
-use crate::cia402::{DriveInputs, DriveOutputs};
+use crate::cia402::{DriveInputs, DriveOutputs, DriveState};
 use crate::config::{AxisConfig, MAX_AXES};
 use crate::cycle::{Command, Cycle, Fault, Mode, Status};
+use crate::rt::RtSettings;
+use crate::safety::{SafetyInput, SafetySettings, SourceKind, SourceTable, MAX_SOURCES};
 use crate::Error;
 
 /// Typestate: drives not commanded to move.
@@ -79,6 +81,47 @@ pub enum Pacing {
     Simulated,
 }
 
+/// Everything the cycle thread is started with besides the bus and the axes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunnerSettings {
+    /// How the thread keeps time.
+    pub pacing: Pacing,
+    /// The supervisor's tunables.
+    pub safety: SafetySettings,
+    /// SCHED_FIFO and locked memory.
+    pub realtime: RtSettings,
+    /// A period that begins more than one period plus this after the previous one counts as an overrun (real-time
+    /// pacing only). Default: one period, i.e. a slot missed.
+    pub overrun_lateness: Duration,
+}
+
+impl RunnerSettings {
+    /// Defaults for `period` and `pacing`: [`SafetySettings::for_period`], no real-time settings. SCHED_FIFO
+    /// ([`RtSettings::REALTIME`]) is opt-in: the cycle thread waits for its frame by polling with `sched_yield`, which under
+    /// SCHED_FIFO yields to no normal thread, so the thread that carries the frames (ethercrab's tx/rx task, the
+    /// in-process emulator) starves on a loaded core and frames are lost (measured: `faults.rs` lost frames on 2 shared
+    /// cores with FIFO 80, none without). Turn it on where that thread runs at real-time priority too, or on an
+    /// isolated core. Simulated: a command watchdog of 1000 cycles, because the supervisor runs on wall time
+    /// while the drive clock runs flat out (the thread also drops to one cycle per period once half of the watchdog
+    /// has passed without a heartbeat, so a supervisor that is merely slow is waited for and a stalled one still trips).
+    pub fn new(period: Duration, pacing: Pacing) -> Self {
+        let mut safety = SafetySettings::for_period(period.as_secs_f64());
+        if pacing == Pacing::Simulated {
+            safety.stale_command_cycles = 1000;
+        }
+        let realtime = RtSettings::NONE;
+        Self {
+            pacing,
+            safety,
+            realtime,
+            overrun_lateness: period,
+        }
+    }
+}
+
+/// Cycles [`Controller::shutdown`] waits for the halt to end and for the drives to report disabled, each.
+pub const SHUTDOWN_CYCLES: u64 = 3000;
+
 /// Handle on the running cycle thread.
 pub struct Controller<S> {
     inner: Inner,
@@ -93,6 +136,9 @@ struct Inner {
     axes: Vec<AxisConfig>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    sources: Arc<SourceTable>,
+    source_names: Vec<(String, SourceKind)>,
+    period: Duration,
 }
 
 #[allow(clippy::too_many_arguments)] // the thread's whole world, handed over once
@@ -104,25 +150,35 @@ fn run<B: Bus>(
     mut status_in: triple_buffer::Input<Status>,
     mut events: rtrb::Producer<Event>,
     stop: Arc<AtomicBool>,
-    pacing: Pacing,
+    sources: Arc<SourceTable>,
+    settings: RunnerSettings,
 ) {
+    let pacing = settings.pacing;
+    let (fifo, locked) = crate::rt::apply(settings.realtime);
+    cycle.set_realtime(fifo, locked);
+    let half_watchdog = cycle.safety_settings().stale_command_cycles / 2;
+    let mut late = false;
     let n = bus.drives().min(MAX_AXES);
     let mut inputs = [DriveInputs::default(); MAX_AXES];
     let mut outputs = [DriveOutputs::default(); MAX_AXES];
     let mut last_mode = Mode::Disabled;
     let mut last_fault: Option<Fault> = None;
     let mut deadline = Instant::now();
+    let mut last_start = deadline;
     let mut last_cmd = Command::default();
     let mut flat_out_until = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let health = bus.exchange(&outputs[..n], &mut inputs[..n]);
         let cmd = *cmd_out.read();
-        let status = *cycle.step(health, &inputs[..n], &cmd, &mut outputs[..n]);
-        status_in.write(status);
+        let safety = sources.sample(late);
+        let status = *cycle.step_with(health, &inputs[..n], &cmd, &safety, &mut outputs[..n]);
+        // A heartbeat alone is not work (a holding robot must not keep the simulated clock flat out).
+        let mut cmd_cmp = cmd;
+        cmd_cmp.heartbeat = last_cmd.heartbeat;
         let working = matches!(status.mode, Mode::Enabling | Mode::Resetting)
             || (status.mode == Mode::Enabled && !status.in_position)
             || status.mode != last_mode
-            || cmd != last_cmd
+            || cmd_cmp != last_cmd
             || status.fault != last_fault;
         if working {
             flat_out_until = status.cycle.saturating_add(SIMULATED_SETTLE_CYCLES);
@@ -142,9 +198,12 @@ fn run<B: Bus>(
                 mode: status.mode,
             });
         }
+        // Events first, then the status: whoever sees the fault in the status finds its event already queued.
+        status_in.write(status);
         last_fault = status.fault;
         last_mode = status.mode;
-        if pacing == Pacing::Simulated && status.cycle < flat_out_until {
+        let supervisor_keeps_up = half_watchdog == 0 || status.command_age < half_watchdog;
+        if pacing == Pacing::Simulated && status.cycle < flat_out_until && supervisor_keeps_up {
             continue;
         }
         // Pace: the DC phase when the bus knows it, otherwise a fixed-rate deadline.
@@ -155,6 +214,11 @@ fn run<B: Bus>(
         }
         let wait = bus.next_cycle_wait().map_or(deadline - now, |w| w.min(period));
         std::thread::sleep(wait);
+        // Lateness: this period began more than `overrun_lateness` after one period from the last (a missed slot).
+        let started = Instant::now();
+        late = pacing == Pacing::RealTime
+            && started.saturating_duration_since(last_start) >= period + settings.overrun_lateness;
+        last_start = started;
     }
 }
 
@@ -164,12 +228,22 @@ impl Controller<Disabled> {
         Self::spawn_paced(bus, axes, period, Pacing::RealTime)
     }
 
-    /// Start the cycle thread on `bus` with the given pacing.
+    /// Start the cycle thread on `bus` with the given pacing and its default settings ([`RunnerSettings::new`]).
     pub fn spawn_paced<B: Bus + Send + 'static>(
         bus: B,
         axes: &[AxisConfig],
         period: Duration,
         pacing: Pacing,
+    ) -> Result<Self, Error> {
+        Self::spawn_with(bus, axes, period, RunnerSettings::new(period, pacing))
+    }
+
+    /// Start the cycle thread on `bus` with `settings` (range-checked).
+    pub fn spawn_with<B: Bus + Send + 'static>(
+        bus: B,
+        axes: &[AxisConfig],
+        period: Duration,
+        settings: RunnerSettings,
     ) -> Result<Self, Error> {
         if bus.drives() != axes.len() {
             return Err(Error::DriveCount {
@@ -177,7 +251,9 @@ impl Controller<Disabled> {
                 expected: axes.len(),
             });
         }
-        let cycle = Cycle::new(axes, period.as_secs_f64());
+        let cycle = Cycle::with_settings(axes, period.as_secs_f64(), settings.safety)?;
+        let sources = Arc::new(SourceTable::default());
+        let sources2 = Arc::clone(&sources);
         let (cmd_in, cmd_out) = triple_buffer::TripleBuffer::new(&Command::default()).split();
         let (status_in, status_out) = triple_buffer::TripleBuffer::new(&Status::default()).split();
         let (producer, events) = rtrb::RingBuffer::new(EVENT_CAPACITY);
@@ -185,7 +261,11 @@ impl Controller<Disabled> {
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("ethercat-cycle".into())
-            .spawn(move || run(bus, cycle, period, cmd_out, status_in, producer, stop2, pacing))
+            .spawn(move || {
+                run(
+                    bus, cycle, period, cmd_out, status_in, producer, stop2, sources2, settings,
+                )
+            })
             .map_err(|e| Error::Thread(e.to_string()))?;
         Ok(Self {
             inner: Inner {
@@ -196,6 +276,9 @@ impl Controller<Disabled> {
                 axes: axes.to_vec(),
                 stop,
                 thread: Some(thread),
+                sources,
+                source_names: Vec::new(),
+                period,
             },
             _state: PhantomData,
         })
@@ -228,7 +311,21 @@ impl Controller<Enabled> {
                 expected: self.inner.axes.len(),
             });
         }
-        for (g, a) in goal.iter().zip(&self.inner.axes) {
+        for (i, (g, a)) in goal.iter().zip(&self.inner.axes).enumerate() {
+            if !g.is_finite() {
+                return Err(Error::NonFiniteGoal {
+                    joint: a.joint.clone(),
+                    value: *g,
+                });
+            }
+            let limit = self.inner.cmd.depth_limit[i];
+            if *g > limit {
+                return Err(Error::GoalBeyondDepthLimit {
+                    joint: a.joint.clone(),
+                    value: *g,
+                    limit,
+                });
+            }
             if !(a.lower..=a.upper).contains(g) {
                 return Err(Error::GoalOutOfRange {
                     joint: a.joint.clone(),
@@ -237,6 +334,9 @@ impl Controller<Enabled> {
                     upper: a.upper,
                 });
             }
+        }
+        if !self.inner.status_out.read().enable_held {
+            return Err(Error::EnableNotHeld);
         }
         self.inner.cmd.goal[..goal.len()].copy_from_slice(goal);
         self.inner.cmd.speed_scale = speed_scale.clamp(0.0, 1.0);
@@ -272,7 +372,69 @@ impl Controller<Enabled> {
 
 impl<S> Controller<S> {
     fn send(&mut self) {
-        self.inner.cmd_in.write(self.inner.cmd);
+        self.inner.send();
+    }
+
+    /// Refresh the command heartbeat (every other command refreshes it too). The supervising side calls this every
+    /// sample: if it stops for longer than [`SafetySettings::stale_command_cycles`] while the group is enabling or
+    /// enabled, the cycle latches [`Fault::StaleCommand`].
+    pub fn heartbeat(&mut self) {
+        self.send();
+    }
+
+    /// Register a safety source: an e-stop or an enable (deadman) input with a freshness deadline of `deadline_cycles`.
+    /// The returned handle is the only writer of its slot; give it to the thread that owns the input. It starts
+    /// released (not pressed / not held) and must be refreshed within its deadline from the first cycle that sees it.
+    pub fn register_source(
+        &mut self,
+        kind: SourceKind,
+        name: &str,
+        deadline_cycles: u32,
+    ) -> Result<SafetyInput, Error> {
+        if deadline_cycles == 0 {
+            return Err(Error::SourceDeadline { name: name.to_owned() });
+        }
+        let index = self.inner.source_names.len();
+        let handle = self
+            .inner
+            .sources
+            .register(index, kind, deadline_cycles)
+            .ok_or(Error::TooManySources { max: MAX_SOURCES })?;
+        self.inner.source_names.push((name.to_owned(), kind));
+        Ok(handle)
+    }
+
+    /// Name of a registered source (as named in [`crate::safety::StopSource::Input`]).
+    pub fn source_name(&self, index: u8) -> Option<&str> {
+        self.inner.source_names.get(usize::from(index)).map(|(n, _)| n.as_str())
+    }
+
+    /// Set the procedure's upper limit on `axis` (the insertion depth limit: planned depth plus its margin), joint
+    /// units. Goals beyond it are refused by [`Controller::move_to`] and clamped by the cycle; an actual position beyond
+    /// it plus the following window latches [`Fault::DepthLimit`].
+    pub fn set_depth_limit(&mut self, axis: usize, limit: f64) -> Result<(), Error> {
+        let a = self.inner.axes.get(axis).ok_or(Error::NoSuchAxis {
+            axis,
+            axes: self.inner.axes.len(),
+        })?;
+        if !limit.is_finite() || limit < a.lower {
+            return Err(Error::DepthLimit {
+                axis,
+                value: limit,
+                lower: a.lower,
+            });
+        }
+        self.inner.cmd.depth_limit[axis] = limit;
+        self.send();
+        Ok(())
+    }
+
+    /// Remove the depth limit of `axis` (the joint range alone applies).
+    pub fn clear_depth_limit(&mut self, axis: usize) {
+        if let Some(l) = self.inner.cmd.depth_limit.get_mut(axis) {
+            *l = f64::INFINITY;
+        }
+        self.send();
     }
 
     fn into_state<T>(self) -> Controller<T> {
@@ -309,21 +471,78 @@ impl<S> Controller<S> {
         &self.inner.axes
     }
 
-    /// Stop the cycle thread and wait for it.
+    /// Orderly stop: halt any motion (brake along it), command disable, keep cycling until every drive reports Switch
+    /// on disabled or Ready to switch on, then stop the thread. Each wait is bounded by [`SHUTDOWN_CYCLES`] of the drive
+    /// clock; a drive not disabled by then is [`Error::ShutdownTimeout`] (the thread is stopped anyway).
     pub fn shutdown(mut self) -> Result<(), Error> {
-        self.inner.stop.store(true, Ordering::Relaxed);
-        match self.inner.thread.take() {
-            Some(t) => t.join().map_err(|_| Error::Thread("cycle thread panicked".into())),
-            None => Ok(()),
+        self.inner.orderly_stop()
+    }
+}
+
+fn disabled(d: DriveState) -> bool {
+    matches!(d, DriveState::SwitchOnDisabled | DriveState::ReadyToSwitchOn)
+}
+
+impl Inner {
+    fn send(&mut self) {
+        self.cmd.heartbeat = self.cmd.heartbeat.wrapping_add(1);
+        self.cmd_in.write(self.cmd);
+    }
+
+    /// Poll the status (heartbeating: the caller is the supervisor now) until `done` or `cycles` of the drive clock
+    /// have passed; a cycle thread that stops advancing ends the wait after the same span of wall time, twice.
+    fn wait(&mut self, cycles: u64, done: impl Fn(&Status) -> bool) -> (bool, Status) {
+        let start = self.status_out.read().cycle;
+        let wall = Instant::now() + 2 * self.period * (cycles as u32).max(1);
+        loop {
+            self.send();
+            let s = *self.status_out.read();
+            if done(&s) {
+                return (true, s);
+            }
+            if s.cycle > start + cycles || Instant::now() > wall {
+                return (false, s);
+            }
+            std::thread::sleep(self.period / 4);
         }
+    }
+
+    fn orderly_stop(&mut self) -> Result<(), Error> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let n = self.axes.len().min(MAX_AXES);
+        let mut result = Ok(());
+        if self.status_out.read().mode == Mode::Enabled {
+            self.cmd.halt_goal_seq = self.cmd.goal_seq;
+            self.cmd.halt_seq = self.cmd.halt_seq.wrapping_add(1);
+            let seq = self.cmd.goal_seq;
+            self.wait(SHUTDOWN_CYCLES, |s| {
+                s.mode != Mode::Enabled || (s.goal_seq == seq && s.goal_reached)
+            });
+        }
+        self.cmd.enable = false;
+        let (ok, s) = self.wait(SHUTDOWN_CYCLES, |s| {
+            s.mode != Mode::Enabled && s.mode != Mode::Enabling && s.drive_state[..n].iter().all(|d| disabled(*d))
+        });
+        if !ok {
+            let axis = s.drive_state[..n].iter().position(|d| !disabled(*d)).unwrap_or(0);
+            result = Err(Error::ShutdownTimeout {
+                axis,
+                state: s.drive_state[axis],
+                cycles: SHUTDOWN_CYCLES,
+            });
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        thread
+            .join()
+            .map_err(|_| Error::Thread("cycle thread panicked".into()))?;
+        result
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let _ = self.orderly_stop();
     }
 }

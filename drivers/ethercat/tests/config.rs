@@ -69,8 +69,161 @@ fn err_of(yaml_text: &str) -> String {
     let file: DrivesFile = serde_yaml::from_str(yaml_text).unwrap();
     match DrivesConfig::from_parts(&file, &urdf()) {
         Err(Error::Config(m)) => m,
+        Err(e @ Error::ConfigField { .. }) => e.to_string(),
         other => panic!("expected a config error, got {other:?}"),
     }
+}
+
+/// The field of a refused file (and the whole error), with the controller's joint order checked.
+fn field_of(yaml_text: &str) -> (String, String) {
+    let file: DrivesFile = serde_yaml::from_str(yaml_text).unwrap();
+    match DrivesConfig::from_parts_in_order(&file, &urdf(), &ORDER) {
+        Err(e @ Error::ConfigField { .. }) => {
+            let Error::ConfigField { ref field, .. } = e else {
+                unreachable!()
+            };
+            (field.clone(), e.to_string())
+        }
+        other => panic!("expected a refused field, got {other:?}"),
+    }
+}
+
+/// The controller's joint order (acus-control `Joint::ALL`: x, y, z, yaw, pitch, insertion).
+const ORDER: [&str; 6] = [
+    "x_joint",
+    "y_joint",
+    "z_joint",
+    "yaw_joint",
+    "pitch_joint",
+    "insertion_joint",
+];
+
+#[test]
+fn the_positioner_file_is_in_the_controllers_joint_order() {
+    let file: DrivesFile = serde_yaml::from_str(&yaml()).unwrap();
+    let cfg = DrivesConfig::from_parts_in_order(&file, &urdf(), &ORDER).unwrap();
+    assert_eq!(cfg.axes.len(), 6);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../launch/config/positioner_drives.yaml");
+    DrivesConfig::load_in_order(&p, &ORDER).unwrap();
+}
+
+/// Swap the drive entries of x_joint and y_joint (the whole blocks).
+fn swapped_xy(y: &str) -> String {
+    let x_at = y.find("  - joint: x_joint").unwrap();
+    let y_at = y.find("  - joint: y_joint").unwrap();
+    let z_at = y.find("  - joint: z_joint").unwrap();
+    format!("{}{}{}{}", &y[..x_at], &y[y_at..z_at], &y[x_at..y_at], &y[z_at..])
+}
+
+#[test]
+fn unknown_repeated_and_misordered_joints_are_refused_with_the_field() {
+    let y = yaml();
+    let (f, m) = field_of(&y.replacen("joint: x_joint", "joint: w_joint", 1));
+    assert_eq!(f, "drives[0].joint", "{m}");
+    assert!(m.contains("w_joint") && m.contains("not found"), "{m}");
+    // The same joint twice: refused even without an expected order.
+    let (f, m) = field_of(&y.replacen("joint: y_joint", "joint: x_joint", 1));
+    assert_eq!(f, "drives[1].joint", "{m}");
+    assert!(m.contains("drives[0]"), "{m}");
+    let twice = err_of(&y.replacen("joint: y_joint", "joint: x_joint", 1));
+    assert!(twice.contains("already"), "{twice}");
+    // x and y swapped: every joint known, once each, in another order than the controller's.
+    let swapped = swapped_xy(&y);
+    let file: DrivesFile = serde_yaml::from_str(&swapped).unwrap();
+    assert!(
+        DrivesConfig::from_parts(&file, &urdf()).is_ok(),
+        "without an order the swap is a valid file"
+    );
+    let (f, m) = field_of(&swapped);
+    assert_eq!(f, "drives[0].joint", "{m}");
+    assert!(m.contains("y_joint") && m.contains("x_joint"), "{m}");
+    // Fewer drives than the controller's joints.
+    let five = &y[..y.find("  - joint: insertion_joint").unwrap()];
+    let (f, m) = field_of(five);
+    assert_eq!(f, "drives", "{m}");
+}
+
+#[test]
+fn non_finite_and_out_of_range_values_are_refused_with_the_field() {
+    let y = yaml();
+    let cases: [(&str, &str, &str); 12] = [
+        ("cycle_time_s: 0.001", "cycle_time_s: .nan", "cycle_time_s"),
+        ("cycle_time_s: 0.001", "cycle_time_s: .inf", "cycle_time_s"),
+        ("cycle_time_s: 0.001", "cycle_time_s: 0.0", "cycle_time_s"),
+        (
+            "gear_ratio: 100.0                 # harmonic drive",
+            "gear_ratio: .nan",
+            "drives[3].gear_ratio (yaw_joint)",
+        ),
+        (
+            "gear_ratio: 100.0                 # harmonic drive",
+            "gear_ratio: 1.0e9",
+            "drives[3].gear_ratio (yaw_joint)",
+        ),
+        (
+            "lead_m_per_rev: 0.005             # 5 mm ball screw",
+            "lead_m_per_rev: .inf",
+            "drives[0].lead_m_per_rev (x_joint)",
+        ),
+        (
+            "lead_m_per_rev: 0.005             # 5 mm ball screw",
+            "lead_m_per_rev: 2.0",
+            "drives[0].lead_m_per_rev (x_joint)",
+        ),
+        (
+            "max_acceleration: 0.5             # m/s²",
+            "max_acceleration: .inf",
+            "drives[0].max_acceleration (x_joint)",
+        ),
+        (
+            "max_acceleration: 0.5             # m/s²",
+            "max_acceleration: 1.0e6",
+            "drives[0].max_acceleration (x_joint)",
+        ),
+        (
+            "following_error_window: 0.001     # m (0x6065)",
+            "following_error_window: .nan",
+            "drives[0].following_error_window (x_joint)",
+        ),
+        (
+            "following_error_window: 0.001     # m (0x6065)",
+            "following_error_window: 0.5",
+            "drives[0].following_error_window (x_joint)",
+        ),
+        (
+            "homing_offset: 0.0                # m (0x607C)",
+            "homing_offset: .nan",
+            "drives[0].homing_offset (x_joint)",
+        ),
+    ];
+    for (from, to, field) in cases {
+        assert!(y.contains(from), "{from}");
+        let (f, m) = field_of(&y.replacen(from, to, 1));
+        assert_eq!(f, field, "{to}: {m}");
+    }
+    // A position window wider than the following-error window.
+    let (f, m) = field_of(&y.replacen(
+        "homing_offset: 0.0                # m (0x607C)",
+        "homing_offset: 0.0\n    position_window: 0.01",
+        1,
+    ));
+    assert_eq!(f, "drives[0].position_window (x_joint)", "{m}");
+}
+
+#[test]
+fn identity_fields_are_optional_and_read_as_numbers() {
+    let y = yaml().replacen(
+        "homing_offset: 0.0                # m (0x607C)",
+        "homing_offset: 0.0\n    vendor_id: 0x00000ACE\n    product_code: 1026",
+        1,
+    );
+    let file: DrivesFile = serde_yaml::from_str(&y).unwrap();
+    let cfg = DrivesConfig::from_parts(&file, &urdf()).unwrap();
+    assert_eq!(
+        (cfg.axes[0].vendor_id, cfg.axes[0].product_code),
+        (Some(0xACE), Some(0x402))
+    );
+    assert_eq!((cfg.axes[1].vendor_id, cfg.axes[1].product_code), (None, None));
 }
 
 #[test]
@@ -122,5 +275,5 @@ fn position_window_defaults_to_a_few_encoder_counts_and_can_be_set() {
     );
     let file: DrivesFile = serde_yaml::from_str(&y).unwrap();
     let cfg = DrivesConfig::from_parts(&file, &urdf()).unwrap();
-    assert_eq!(cfg.axes[0].position_window, 0.00001);
+    assert!((cfg.axes[0].position_window - 0.00001).abs() < 1e-15);
 }

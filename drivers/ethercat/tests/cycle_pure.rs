@@ -6,6 +6,7 @@ mod common;
 
 use acus_ethercat::cia402::{cw, DriveState};
 use acus_ethercat::cycle::{BusHealth, Command, Fault, Mode};
+use acus_ethercat::safety::StopSource;
 use common::pure::PureRig;
 
 fn rig() -> (PureRig, f64) {
@@ -167,7 +168,15 @@ fn emergency_stop_quick_stops_latches_and_blocks_reset_while_held() {
     assert!((moving.setpoint[2] - s0.actual[2]).abs() > 1e-3, "axis 2 is moving");
     cmd.emergency_stop = true;
     let s = rig.master_step(BusHealth::Ok, &cmd);
-    assert_eq!((s.mode, s.fault), (Mode::Faulted, Some(Fault::EmergencyStop)));
+    assert_eq!(
+        (s.mode, s.fault),
+        (
+            Mode::Faulted,
+            Some(Fault::EmergencyStop {
+                source: StopSource::Command
+            })
+        )
+    );
     assert!(
         s.controlword[..6].iter().all(|c| *c == cw::QUICK_STOP),
         "quick stop in the same cycle"
@@ -179,7 +188,12 @@ fn emergency_stop_quick_stops_latches_and_blocks_reset_while_held() {
     let s = run(&mut rig, dt, &cmd, 50);
     assert_eq!(
         (s.mode, s.fault),
-        (Mode::Faulted, Some(Fault::EmergencyStop)),
+        (
+            Mode::Faulted,
+            Some(Fault::EmergencyStop {
+                source: StopSource::Command
+            })
+        ),
         "reset ignored while held"
     );
     assert_eq!(s.actual[2], stopped.actual[2], "no motion while the stop is held");

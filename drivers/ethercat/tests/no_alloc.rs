@@ -62,6 +62,24 @@ fn cycle_compute_allocates_nothing_in_any_mode() {
     drop(probe);
     ALLOCS.with(|a| a.set(0));
 
+    // The supervisor's inputs in the loop too: a live e-stop source, a live enable source held, lateness now and then.
+    for (i, kind) in [
+        acus_ethercat::safety::SourceKind::EmergencyStop,
+        acus_ethercat::safety::SourceKind::Enable,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        rig.safety.sources[i] = acus_ethercat::safety::SourceSample {
+            registered: true,
+            kind,
+            asserted: kind == acus_ethercat::safety::SourceKind::Enable,
+            counter: 0,
+            deadline: 50,
+        };
+        rig.live_sources[i] = true;
+    }
+    cmd.depth_limit[5] = 0.19;
     cmd.enable = true;
     cmd.enable_seq = 1;
     for _ in 0..50 {
@@ -70,10 +88,14 @@ fn cycle_compute_allocates_nothing_in_any_mode() {
     }
     cmd.goal[..6].copy_from_slice(&[0.05, -0.05, 0.1, 0.5, -0.5, 0.15]);
     cmd.goal_seq = 1;
-    for _ in 0..3000 {
+    for k in 0..3000 {
+        rig.safety.late = k % 50 == 0;
+        // The enable released for a while mid-motion: the halt path.
+        rig.safety.sources[1].asserted = !(1000..1500).contains(&k);
         let s = counted(&mut rig, BusHealth::Ok, &cmd);
         seen[2] |= s.mode == Mode::Enabled;
     }
+    rig.safety.late = false;
     rig.inject_fault(3, 0x2310);
     for k in 0..300 {
         let bus = if k == 5 { BusHealth::Lost } else { BusHealth::Ok };
@@ -127,6 +149,8 @@ fn ethercrab_exchange_allocates_nothing_on_the_cycle_thread() {
         &cfg.axes,
         BusTiming {
             dc_static_sync_iterations: 50,
+            // Counting allocations, not timing: a busy shared machine may answer a frame later than 1.5 periods.
+            process_data_timeout: std::time::Duration::from_millis(50),
             ..BusTiming::default()
         },
     )

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use acus_sim_ecat::network::{PRODUCT_CODE, VENDOR_ID};
 use acus_sim_ecat::DriveParams;
-use common::veth::{emulator_child_main, skip, Emulator, Veth};
+use common::veth::{emulator_child_main, require_root, Emulator, Veth};
 
 #[test]
 fn emulator_child() {
@@ -31,10 +31,9 @@ fn field(json: &str, key: &str) -> Vec<i64> {
 }
 
 #[test]
+#[cfg_attr(acus_skip_netns, ignore = "ACUS_SKIP_NETNS_TESTS=1: network-namespace test not run")]
 fn soem_enumerates_reads_identity_and_reaches_op() {
-    if skip() {
-        return;
-    }
+    require_root();
     let venv = std::env::var("ACUS_VENV").expect("ACUS_VENV must point at the venv with pysoem (launch/setup.sh)");
     let python = PathBuf::from(venv).join("bin/python");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pysoem_probe.py");

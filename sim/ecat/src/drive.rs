@@ -8,16 +8,40 @@ use serde::{Deserialize, Serialize};
 
 use crate::od::{idx, ObjectDictionary};
 
-/// Physical parameters of one emulated axis, SI at the joint (m or rad).
+/// Unit of the feed constant 0x6092 of a linear axis: nanometres (0x60A8 = [`SI_NANOMETRE`]).
+pub const FEED_UNIT_LINEAR_M: f64 = 1e-9;
+/// Unit of the feed constant 0x6092 of a rotary axis: micro-degrees (0x60A8 = [`SI_MICRODEGREE`]).
+pub const FEED_UNIT_ROTARY_RAD: f64 = 1e-6 * std::f64::consts::PI / 180.0;
+/// SI unit of position 0x60A8 (CiA 402 §6.2 / ETG.6010 notation: prefix byte 3, unit byte 2): 10⁻⁹ m.
+pub const SI_NANOMETRE: u32 = 0xF701_0000;
+/// SI unit of position 0x60A8: 10⁻⁶ ° (degree, unit index 0x41).
+pub const SI_MICRODEGREE: u32 = 0xFA41_0000;
+
+/// Parameters of one emulated axis, SI at the joint (m or rad). The scaling is what the drive holds in its dictionary —
+/// encoder resolution 0x608F, gear ratio 0x6091, feed constant 0x6092 in the unit of 0x60A8 — and the counts it reports
+/// follow from those objects, so a drive configured unlike the master's YAML both reads differently by SDO and moves
+/// differently.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DriveParams {
-    /// Encoder counts per joint unit (m or rad), after gear and lead.
-    pub counts_per_unit: f64,
+    /// Rotary axis: the feed constant is in µ° ([`SI_MICRODEGREE`]); otherwise linear, in nm ([`SI_NANOMETRE`]).
+    #[serde(default)]
+    pub rotary: bool,
+    /// Encoder increments per motor revolution (0x608F:1; 0x608F:2 = 1).
+    pub encoder_counts_per_rev: u32,
+    /// Gear ratio 0x6091:1, motor revolutions ...
+    pub gear_motor_revolutions: u32,
+    /// ... per 0x6091:2 driving-shaft revolutions.
+    pub gear_shaft_revolutions: u32,
+    /// Feed constant 0x6092:1, feed (nm or µ°) ...
+    pub feed: u32,
+    /// ... per 0x6092:2 driving-shaft revolutions.
+    pub feed_shaft_revolutions: u32,
     /// Moved mass (kg, prismatic) or inertia (kg·m², revolute); from the URDF.
     pub mass: f64,
     /// Velocity limit of the motor at the joint (unit/s).
     pub max_velocity: f64,
-    /// Acceleration limit (unit/s²).
+    /// Acceleration limit (unit/s²); also the power-on quick-stop deceleration 0x6085.
     pub max_acceleration: f64,
     /// Rated force/torque (N or N·m), the 1000 ‰ of 0x6077.
     pub rated_effort: f64,
@@ -26,15 +50,115 @@ pub struct DriveParams {
 }
 
 impl Default for DriveParams {
+    /// A generic linear drive: 17-bit encoder, direct drive, 1 mm per revolution — not the positioner's axes, so a
+    /// master configured for those refuses it at bring-up.
     fn default() -> Self {
         Self {
-            counts_per_unit: 1.0e6,
+            rotary: false,
+            encoder_counts_per_rev: 1 << 17,
+            gear_motor_revolutions: 1,
+            gear_shaft_revolutions: 1,
+            feed: 1_000_000,
+            feed_shaft_revolutions: 1,
             mass: 2.0,
             max_velocity: 0.1,
             max_acceleration: 1.0,
             rated_effort: 50.0,
             initial_position: 0.0,
         }
+    }
+}
+
+/// Best rational approximation `n / d` of `x > 0` with `d ≤ max_den` (continued fractions); `None` when `x` is not
+/// finite and positive or `n` would not fit a u32.
+pub fn ratio(x: f64, max_den: u32) -> Option<(u32, u32)> {
+    if !(x.is_finite() && x > 0.0) {
+        return None;
+    }
+    let (mut h0, mut h1, mut k0, mut k1) = (0u64, 1u64, 1u64, 0u64);
+    let mut r = x;
+    let mut best = None;
+    for _ in 0..64 {
+        let a = r.floor();
+        if a > f64::from(u32::MAX) {
+            break;
+        }
+        let a = a as u64;
+        let (h2, k2) = (a * h1 + h0, a * k1 + k0);
+        if k2 > u64::from(max_den) || h2 > u64::from(u32::MAX) {
+            break;
+        }
+        best = Some((h2 as u32, k2 as u32));
+        (h0, h1, k0, k1) = (h1, h2, k1, k2);
+        let frac = r - a as f64;
+        if frac.abs() < 1e-12 || (h2 as f64 / k2 as f64 - x).abs() <= 1e-12 * x {
+            break;
+        }
+        r = 1.0 / frac;
+    }
+    best.filter(|(n, _)| *n > 0)
+}
+
+impl DriveParams {
+    /// Unit objects of a drive on an axis with this encoder (counts per motor revolution), gear ratio (motor per shaft
+    /// revolutions) and, for a linear axis, screw lead (m per shaft revolution; `None`: rotary), as a commissioning
+    /// engineer would enter them; the physical values are [`DriveParams::default`]'s until set. `None` when a value has
+    /// no integer ratio (up to 1/1000) in the objects.
+    pub fn with_units(encoder_counts_per_rev: u32, gear_ratio: f64, lead_m_per_rev: Option<f64>) -> Option<Self> {
+        let (gear_motor_revolutions, gear_shaft_revolutions) = ratio(gear_ratio, 1000)?;
+        let (rotary, (feed, feed_shaft_revolutions)) = match lead_m_per_rev {
+            Some(lead) => (false, ratio(lead / FEED_UNIT_LINEAR_M, 1000)?),
+            None => (true, (360_000_000, 1)),
+        };
+        Some(Self {
+            rotary,
+            encoder_counts_per_rev,
+            gear_motor_revolutions,
+            gear_shaft_revolutions,
+            feed,
+            feed_shaft_revolutions,
+            ..Self::default()
+        })
+    }
+
+    /// Encoder counts per joint unit (counts/m or counts/rad) from the unit objects.
+    pub fn counts_per_unit(&self) -> f64 {
+        let unit = if self.rotary {
+            FEED_UNIT_ROTARY_RAD
+        } else {
+            FEED_UNIT_LINEAR_M
+        };
+        let motor_revs_per_shaft_rev = f64::from(self.gear_motor_revolutions) / f64::from(self.gear_shaft_revolutions);
+        let feed_per_shaft_rev = f64::from(self.feed) / f64::from(self.feed_shaft_revolutions) * unit;
+        f64::from(self.encoder_counts_per_rev) * motor_revs_per_shaft_rev / feed_per_shaft_rev
+    }
+
+    /// The first parameter that makes no drive (a zero in the unit objects, a non-finite or non-positive physical value,
+    /// or a scaling whose counts are not finite), by name.
+    pub fn invalid_field(&self) -> Option<&'static str> {
+        let ints = [
+            ("encoder_counts_per_rev", self.encoder_counts_per_rev),
+            ("gear_motor_revolutions", self.gear_motor_revolutions),
+            ("gear_shaft_revolutions", self.gear_shaft_revolutions),
+            ("feed", self.feed),
+            ("feed_shaft_revolutions", self.feed_shaft_revolutions),
+        ];
+        if let Some((name, _)) = ints.iter().find(|(_, v)| *v == 0) {
+            return Some(name);
+        }
+        let positive = [
+            ("mass", self.mass),
+            ("max_velocity", self.max_velocity),
+            ("max_acceleration", self.max_acceleration),
+            ("rated_effort", self.rated_effort),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            return Some(name);
+        }
+        if !self.initial_position.is_finite() || !(self.initial_position * self.counts_per_unit()).abs().lt(&2.0e9) {
+            return Some("initial_position");
+        }
+        None
     }
 }
 
@@ -84,6 +208,8 @@ pub const ERR_COMMUNICATION: u16 = 0x8700;
 #[derive(Debug, Clone)]
 pub struct Drive {
     params: DriveParams,
+    /// Counts per joint unit, from the unit objects (computed once).
+    cpu: f64,
     state: PowerState,
     /// Position in counts, continuous (quantised on output).
     pos: f64,
@@ -99,8 +225,10 @@ pub struct Drive {
 impl Drive {
     /// A drive at its initial position, in Not-ready-to-switch-on.
     pub fn new(params: DriveParams) -> Self {
+        let cpu = params.counts_per_unit();
         Self {
-            pos: params.initial_position * params.counts_per_unit,
+            pos: params.initial_position * cpu,
+            cpu,
             params,
             state: PowerState::NotReadyToSwitchOn,
             vel: 0.0,
@@ -119,12 +247,12 @@ impl Drive {
 
     /// Position in joint units (before home offset), continuous.
     pub fn position(&self) -> f64 {
-        self.pos / self.params.counts_per_unit
+        self.pos / self.cpu
     }
 
     /// Velocity in joint units per second.
     pub fn velocity(&self) -> f64 {
-        self.vel / self.params.counts_per_unit
+        self.vel / self.cpu
     }
 
     /// Inject a drive fault (e.g. 0x2310 over-current). It takes effect at once: the drive enters
@@ -156,14 +284,50 @@ impl Drive {
         } else {
             f64::INFINITY
         };
-        p.max_acceleration.min(by_effort) * p.counts_per_unit
+        p.max_acceleration.min(by_effort) * self.cpu
     }
 
-    /// Brake towards zero velocity with the acceleration limit; true once stopped.
-    fn brake(&mut self, dt: f64) -> bool {
-        let a_max = self.accel_limit();
+    /// Quick-stop deceleration in counts/s²: 0x6085 (what the master or the power-on value set), bounded by what the
+    /// rated effort can give the moved mass.
+    fn quick_stop_decel(&self, od: &ObjectDictionary) -> f64 {
+        let p = &self.params;
+        let by_effort = if p.mass > 0.0 {
+            p.rated_effort / p.mass * self.cpu
+        } else {
+            f64::INFINITY
+        };
+        match f64::from(od.u32(idx::QUICK_STOP_DECELERATION, 0)) {
+            d if d > 0.0 => d.min(by_effort),
+            _ => self.accel_limit(),
+        }
+    }
+
+    /// Outputs became invalid (sync-manager watchdog): the drive performs a quick stop by itself, as with the quick
+    /// stop command (IEC 61800-7-201 Table 28, transitions 11 and 7/10/12): braking from Operation enabled, Switch on
+    /// disabled from the other powered states.
+    pub fn quick_stop(&mut self) {
+        use PowerState::*;
+        self.state = match self.state {
+            OperationEnabled => QuickStopActive,
+            ReadyToSwitchOn | SwitchedOn => SwitchOnDisabled,
+            s => s,
+        };
+    }
+
+    /// Encoder counts per joint unit of this drive (from its unit objects).
+    pub fn counts_per_unit(&self) -> f64 {
+        self.cpu
+    }
+
+    /// The parameters the drive was built with.
+    pub fn params(&self) -> &DriveParams {
+        &self.params
+    }
+
+    /// Brake towards zero velocity with deceleration `a_max` (counts/s²); true once stopped.
+    fn brake(&mut self, dt: f64, a_max: f64) -> bool {
         let dv = (-self.vel).clamp(-a_max * dt, a_max * dt);
-        self.effort = self.params.mass * dv / dt / self.params.counts_per_unit;
+        self.effort = self.params.mass * dv / dt / self.cpu;
         self.vel += dv;
         self.pos += self.vel * dt;
         self.vel.abs() < 1e-9
@@ -222,10 +386,10 @@ impl Drive {
                 let kp = 200.0;
                 let v_des = v_ff + kp * (target - self.pos);
                 let a_max = self.accel_limit();
-                let v_max = self.params.max_velocity * self.params.counts_per_unit;
+                let v_max = self.params.max_velocity * self.cpu;
                 let dv = (v_des - self.vel).clamp(-a_max * dt, a_max * dt);
                 self.vel = (self.vel + dv).clamp(-v_max, v_max);
-                self.effort = self.params.mass * dv / dt / self.params.counts_per_unit;
+                self.effort = self.params.mass * dv / dt / self.cpu;
                 self.pos += self.vel * dt;
                 self.last_target = Some(target);
                 self.following_error = target - self.pos;
@@ -234,12 +398,14 @@ impl Drive {
                 }
             }
             QuickStopActive => {
-                if self.brake(dt) {
+                let a = self.quick_stop_decel(od);
+                if self.brake(dt, a) {
                     self.state = SwitchOnDisabled; // quick stop option code 2
                 }
             }
             FaultReactionActive => {
-                if self.brake(dt) {
+                let a = self.accel_limit();
+                if self.brake(dt, a) {
                     self.state = Fault;
                 }
             }
@@ -295,13 +461,13 @@ mod tests {
             revision: 3,
             serial: 4,
         });
-        (
-            Drive::new(DriveParams {
-                initial_position: 0.01,
-                ..DriveParams::default()
-            }),
-            od,
-        )
+        let params = DriveParams {
+            initial_position: 10_000.0 / DriveParams::default().counts_per_unit(),
+            ..DriveParams::default()
+        };
+        let mut od = od;
+        od.put_drive_units(&params);
+        (Drive::new(params), od)
     }
 
     fn cw(od: &mut ObjectDictionary, d: &mut Drive, word: u16) -> u16 {
@@ -324,6 +490,58 @@ mod tests {
             cw(&mut od, &mut d, 0x0F);
         }
         assert_eq!(od.i32(idx::POSITION_ACTUAL), 10_050);
+    }
+
+    #[test]
+    fn unit_objects_give_the_scaling() {
+        assert_eq!(ratio(100.0, 1000), Some((100, 1)));
+        assert_eq!(ratio(2.5, 1000), Some((5, 2)));
+        assert_eq!(ratio(5e6, 1000), Some((5_000_000, 1)));
+        assert_eq!(ratio(f64::NAN, 1000), None);
+        let lin = DriveParams::with_units(1 << 20, 1.0, Some(0.005)).unwrap();
+        assert!((lin.counts_per_unit() - f64::from(1u32 << 20) / 0.005).abs() < 1e-3);
+        let rot = DriveParams::with_units(1 << 20, 100.0, None).unwrap();
+        assert!((rot.counts_per_unit() - f64::from(1u32 << 20) * 100.0 / std::f64::consts::TAU).abs() < 1e-3);
+        assert_eq!(DriveParams { feed: 0, ..lin }.invalid_field(), Some("feed"));
+        assert_eq!(DriveParams { mass: f64::NAN, ..lin }.invalid_field(), Some("mass"));
+    }
+
+    #[test]
+    fn quick_stop_brakes_at_0x6085_then_switch_on_disabled() {
+        let (mut d, mut od) = setup();
+        od.set(idx::MODES, &[8]);
+        od.set(idx::TARGET_POSITION, &10_000i32.to_le_bytes());
+        od.set(idx::FOLLOWING_ERROR_WINDOW, &100_000_000u32.to_le_bytes());
+        for w in [0u16, 0x06, 0x07, 0x0F] {
+            cw(&mut od, &mut d, w);
+        }
+        // Run at 50 mm/s: the target moves 50 µm per period.
+        let cpu = d.counts_per_unit();
+        let mut target = f64::from(od.i32(idx::TARGET_POSITION));
+        for _ in 0..300 {
+            target += 0.05 * 0.001 * cpu;
+            od.set(idx::TARGET_POSITION, &(target.round() as i32).to_le_bytes());
+            cw(&mut od, &mut d, 0x0F);
+        }
+        let v0 = d.velocity();
+        assert!(v0 > 0.045, "moving at {v0}");
+        let decel = 0.5; // m/s², below the acceleration limit
+        od.set(idx::QUICK_STOP_DECELERATION, &((decel * cpu) as u32).to_le_bytes());
+        d.quick_stop();
+        assert_eq!(d.state(), PowerState::QuickStopActive);
+        let mut steps = 0;
+        while d.state() == PowerState::QuickStopActive {
+            d.step(&mut od, 0.001, false);
+            steps += 1;
+            assert!(steps < 10_000);
+        }
+        assert_eq!(d.state(), PowerState::SwitchOnDisabled);
+        let t = f64::from(steps) * 0.001;
+        assert!(
+            (t - v0 / decel).abs() < 0.003,
+            "braked in {t} s, v0/a = {} s",
+            v0 / decel
+        );
     }
 
     #[test]

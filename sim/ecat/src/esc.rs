@@ -2,6 +2,8 @@
 //! section II register map), the AL state machine (ETG1000.6 §6.4), SII access, FMMUs, sync
 //! managers, DC time registers, the CoE mailbox and the CiA 402 drive behind the PDI.
 
+use std::collections::VecDeque;
+
 use crate::coe;
 use crate::drive::{Drive, DriveParams};
 use crate::od::ObjectDictionary;
@@ -26,6 +28,14 @@ pub mod reg {
     pub const AL_STATUS: u16 = 0x0130;
     /// AL status code (0x0134).
     pub const AL_STATUS_CODE: u16 = 0x0134;
+    /// Watchdog divider (0x0400): watchdog time unit = (divider + 2) × 40 ns.
+    pub const WATCHDOG_DIVIDER: u16 = 0x0400;
+    /// Sync-manager (process data) watchdog time (0x0420), in watchdog time units; 0 disables it.
+    pub const SM_WATCHDOG_TIME: u16 = 0x0420;
+    /// Watchdog status process data (0x0440): bit 0 = 1 while not expired.
+    pub const SM_WATCHDOG_STATUS: u16 = 0x0440;
+    /// Watchdog counter process data (0x0442): expiries so far.
+    pub const SM_WATCHDOG_COUNTER: u16 = 0x0442;
     /// SII control/status (0x0502), address (0x0504), data (0x0508).
     pub const SII_CONTROL: u16 = 0x0502;
     /// FMMU 0 (0x0600), 16 bytes each.
@@ -72,12 +82,39 @@ pub mod al_code {
     pub const BOOTSTRAP: u16 = 0x0013;
     /// Invalid mailbox configuration.
     pub const INVALID_MAILBOX: u16 = 0x0016;
+    /// Sync manager watchdog: process data stopped arriving in OP.
+    pub const SM_WATCHDOG: u16 = 0x001B;
     /// Invalid output configuration.
     pub const INVALID_OUTPUTS: u16 = 0x001D;
     /// Invalid input configuration.
     pub const INVALID_INPUTS: u16 = 0x001E;
     /// Invalid DC SYNC configuration.
     pub const INVALID_DC_SYNC: u16 = 0x0030;
+}
+
+/// Power-on watchdog divider: 2498 → a time unit of 100 µs (Beckhoff ESC datasheet, register 0x0400).
+pub const DEFAULT_WATCHDOG_DIVIDER: u16 = 2498;
+/// Power-on SM watchdog time: 1000 units = 100 ms, as on real ESCs (register 0x0420).
+pub const DEFAULT_SM_WATCHDOG_TIME: u16 = 1000;
+/// Samples of position history a SubDevice keeps (16 s at 1 kHz), oldest dropped first.
+pub const HISTORY_LEN: usize = 16_384;
+/// Longest gap between two [`SubDevice::tick`]s that is run as elapsed time, in SYNC0 periods. A longer one means the
+/// emulator process itself was not scheduled (the servers tick at least every millisecond): the emulated hardware did not
+/// run either, so that time is skipped — not stepped through, and not counted by the SM watchdog (the master's frames
+/// were waiting for it, not lost) — and added to [`SubDevice::skipped_ns`].
+const MAX_CATCH_UP: u64 = 20;
+
+/// What advances the drive dynamics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    /// One SYNC0 period per process-data frame: the drives' time is frames × period, so a master on a simulated clock
+    /// (`Pacing::Simulated`, faster than real time) sees consistent dynamics. Without frames no time passes: motion
+    /// during a link loss is zero by construction and the SM watchdog never expires (its time never elapses).
+    #[default]
+    Lockstep,
+    /// The emulator's own wall clock: the drives step every SYNC0 period of elapsed time whether frames arrive or not
+    /// (see [`crate::Network::advance`]), and the SM watchdog expires when process data stops, as on hardware.
+    Wall,
 }
 
 /// An emulated SubDevice with one CiA 402 drive behind it.
@@ -100,6 +137,19 @@ pub struct SubDevice {
     /// changes outside PRE-OP, so they hold while process data flows and need not be looked up every frame.
     rx_mapping: Vec<u32>,
     tx_mapping: Vec<u32>,
+    /// Outputs were written through an FMMU in OP in the current frame (retriggers the SM watchdog).
+    outputs_written: bool,
+    /// The drive's own time (ns): of its last step.
+    clock_ns: u64,
+    /// Next SYNC0 step on the wall clock ([`Clock::Wall`]).
+    next_step_ns: Option<u64>,
+    /// Emulator time of the last output write in OP (or of entering OP).
+    outputs_at: Option<u64>,
+    /// Emulator time the SM watchdog last expired.
+    watchdog_expired_at: Option<u64>,
+    skipped_ns: u64,
+    /// (drive clock ns, position in joint units) after every step.
+    history: VecDeque<(u64, f64)>,
 }
 
 fn rd_u16(m: &[u8], a: u16) -> u16 {
@@ -137,10 +187,24 @@ impl SubDevice {
             pd_touched: false,
             rx_mapping: Vec::new(),
             tx_mapping: Vec::new(),
+            outputs_written: false,
+            clock_ns: 0,
+            next_step_ns: None,
+            outputs_at: None,
+            watchdog_expired_at: None,
+            skipped_ns: 0,
+            history: VecDeque::with_capacity(HISTORY_LEN),
         };
+        dev.od.put_drive_units(&params);
+        let w = usize::from(reg::WATCHDOG_DIVIDER);
+        dev.mem[w..w + 2].copy_from_slice(&DEFAULT_WATCHDOG_DIVIDER.to_le_bytes());
+        let w = usize::from(reg::SM_WATCHDOG_TIME);
+        dev.mem[w..w + 2].copy_from_slice(&DEFAULT_SM_WATCHDOG_TIME.to_le_bytes());
+        dev.mem[usize::from(reg::SM_WATCHDOG_STATUS)] = 1;
         dev.publish_al();
         // Let the drive leave Not-ready-to-switch-on and publish its actual position.
         dev.drive.step(&mut dev.od, 0.001, false);
+        dev.publish_inputs();
         dev
     }
 
@@ -249,7 +313,7 @@ impl SubDevice {
         Ok(())
     }
 
-    fn al_control(&mut self) {
+    fn al_control(&mut self, t: u64) {
         let v = rd_u16(&self.mem, reg::AL_CONTROL);
         let ack = v & 0x10 != 0;
         if self.error && !ack {
@@ -296,6 +360,11 @@ impl SubDevice {
             }
             if requested == Init {
                 self.mbx_in_full = false;
+            }
+            if requested == Op && self.state != Op {
+                // The watchdog counts from entering OP.
+                self.outputs_at = Some(t);
+                self.mem[usize::from(reg::SM_WATCHDOG_STATUS)] |= 1;
             }
             self.state = requested;
             if requested >= AlState::SafeOp {
@@ -361,7 +430,7 @@ impl SubDevice {
         }
         let len = data.len();
         if overlaps(ado, len, reg::AL_CONTROL, 2) {
-            self.al_control();
+            self.al_control(t);
         }
         if overlaps(ado, len, reg::SII_CONTROL, 2) {
             self.sii_command();
@@ -428,6 +497,7 @@ impl SubDevice {
             if w && (cmd == 11 || cmd == 12) {
                 // Outputs reach the application only in OP (ETG1000.6 §6.4: SAFE-OP outputs are ignored).
                 if self.state == AlState::Op {
+                    self.outputs_written = true;
                     self.mem[pi..pi + n].copy_from_slice(&data[di..di + n]);
                 }
                 write_hit = true;
@@ -452,16 +522,17 @@ impl SubDevice {
         }
     }
 
-    /// After a frame: if process data moved, run one SYNC0 period of the application.
-    pub fn end_of_frame(&mut self) {
+    /// After a frame at emulator time `t`: outputs written in OP reach the dictionary and retrigger the SM watchdog; under
+    /// [`Clock::Lockstep`] a frame that moved process data is one SYNC0 period of the application, under [`Clock::Wall`]
+    /// the drive applies them at its next SYNC0 ([`SubDevice::tick`]).
+    pub fn end_of_frame(&mut self, t: u64, clock: Clock) {
+        let written = std::mem::take(&mut self.outputs_written);
         if !std::mem::take(&mut self.pd_touched) {
             return;
         }
-        let cycle_ns = u32::from_le_bytes(self.mem[0x9A0..0x9A4].try_into().unwrap_or([0; 4]));
-        let dt = if cycle_ns > 0 { f64::from(cycle_ns) * 1e-9 } else { 1e-3 };
         let op = self.state == AlState::Op;
-        // Outputs: RxPDO mapping (0x1C12) from SM2 memory into the dictionary.
         if op {
+            // Outputs: RxPDO mapping (0x1C12) from SM2 memory into the dictionary.
             let mut off = usize::from(layout::PD_OUT_ADDR);
             for &m in &self.rx_mapping {
                 let n = (m & 0xFF) as usize / 8;
@@ -469,8 +540,118 @@ impl SubDevice {
                 off += n;
             }
         }
-        self.drive.step(&mut self.od, dt, op);
+        if op && written {
+            self.outputs_at = Some(t);
+        }
+        if clock == Clock::Lockstep {
+            let period = self.sync0_period_ns();
+            self.step_drive(period, self.clock_ns + period);
+        }
+    }
+
+    /// SYNC0 period (0x09A0), or 1 ms before the master set one.
+    fn sync0_period_ns(&self) -> u64 {
+        let cycle_ns = u32::from_le_bytes(self.mem[0x9A0..0x9A4].try_into().unwrap_or([0; 4]));
+        if cycle_ns > 0 {
+            u64::from(cycle_ns)
+        } else {
+            1_000_000
+        }
+    }
+
+    fn step_drive(&mut self, dt_ns: u64, t: u64) {
+        let op = self.state == AlState::Op;
+        self.drive.step(&mut self.od, dt_ns as f64 * 1e-9, op);
+        self.clock_ns = t;
+        if self.history.len() == HISTORY_LEN {
+            self.history.pop_front();
+        }
+        self.history.push_back((t, self.drive.position()));
         self.publish_inputs();
+    }
+
+    /// Advance the drive on the wall clock ([`Clock::Wall`]) to emulator time `now`: one step per elapsed SYNC0
+    /// period, the SM watchdog checked before each.
+    pub fn tick(&mut self, now: u64) {
+        let period = self.sync0_period_ns();
+        let mut next = *self.next_step_ns.get_or_insert(now);
+        if now > next + MAX_CATCH_UP * period {
+            let skipped = now - next;
+            self.skipped_ns += skipped;
+            if let Some(at) = self.outputs_at.as_mut() {
+                *at += skipped;
+            }
+            next = now;
+        }
+        while next <= now {
+            self.check_watchdog(next);
+            self.step_drive(period, next);
+            next += period;
+        }
+        self.next_step_ns = Some(next);
+    }
+
+    /// SM watchdog time in ns: (0x0400 + 2) × 40 ns × 0x0420, when 0x0420 ≠ 0 and SM2's control register enables the
+    /// watchdog trigger (bit 6; the SII's SM2 default 0x64 does).
+    pub fn sm_watchdog_ns(&self) -> Option<u64> {
+        let units = u64::from(rd_u16(&self.mem, reg::SM_WATCHDOG_TIME));
+        let sm2_control = self.mem[usize::from(reg::SM0) + 2 * 8 + 4];
+        if units == 0 || sm2_control & 0x40 == 0 {
+            return None;
+        }
+        Some((u64::from(rd_u16(&self.mem, reg::WATCHDOG_DIVIDER)) + 2) * 40 * units)
+    }
+
+    /// In OP with no output write for longer than the watchdog time: like an ESC, drop to SAFE-OP with AL status code
+    /// 0x001B and clear the watchdog status; the drive, its outputs invalid, performs a quick stop.
+    fn check_watchdog(&mut self, t: u64) {
+        if self.state != AlState::Op {
+            return;
+        }
+        let (Some(wd), Some(at)) = (self.sm_watchdog_ns(), self.outputs_at) else {
+            return;
+        };
+        if t.saturating_sub(at) <= wd {
+            return;
+        }
+        self.state = AlState::SafeOp;
+        self.set_error(al_code::SM_WATCHDOG);
+        self.mem[usize::from(reg::SM_WATCHDOG_STATUS)] &= !1;
+        let c = usize::from(reg::SM_WATCHDOG_COUNTER);
+        self.mem[c] = self.mem[c].saturating_add(1);
+        self.watchdog_expired_at = Some(t);
+        self.drive.quick_stop();
+        self.publish_al();
+    }
+
+    /// Emulator time the SM watchdog last expired, if it did.
+    pub fn watchdog_expired_at(&self) -> Option<u64> {
+        self.watchdog_expired_at
+    }
+
+    /// Emulator time of the last output write in OP (or of entering OP).
+    pub fn outputs_at(&self) -> Option<u64> {
+        self.outputs_at
+    }
+
+    /// The drive's own time (ns), of its last step.
+    pub fn clock_ns(&self) -> u64 {
+        self.clock_ns
+    }
+
+    /// Wall time skipped because the emulator was not scheduled for over [`MAX_CATCH_UP`] periods (see there).
+    pub fn skipped_ns(&self) -> u64 {
+        self.skipped_ns
+    }
+
+    /// Position history: (drive clock ns, position in joint units) after each step, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = (u64, f64)> + '_ {
+        self.history.iter().copied()
+    }
+
+    /// AL status code register (0x0134).
+    pub fn al_status_code(&self) -> u16 {
+        rd_u16(&self.mem, reg::AL_STATUS_CODE)
     }
 
     /// Inject a drive fault (0x603F code); the statusword shows it in the very next frame.

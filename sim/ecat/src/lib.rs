@@ -20,6 +20,7 @@ pub mod sii;
 pub mod veth;
 
 pub use drive::DriveParams;
+pub use esc::Clock;
 pub use network::{Faults, Network};
 
 /// Errors of the emulator.

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::drive::DriveParams;
-use crate::esc::SubDevice;
+use crate::esc::{Clock, SubDevice};
 use crate::sii::Identity;
 use crate::Error;
 
@@ -39,6 +39,7 @@ pub struct Network {
     dropped: u64,
     rng: u64,
     monitor: HaltMonitor,
+    clock: Clock,
 }
 
 /// Measures the master's reaction to an injected fault: answered frames from the fault's onset
@@ -58,6 +59,13 @@ impl Network {
             return Err(Error::DriveCount(params.len()));
         }
         let n = params.len();
+        if let Some((i, field)) = params
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| p.invalid_field().map(|f| (i, f)))
+        {
+            return Err(Error::Params(format!("drive {i}: {field} is not a usable value")));
+        }
         let devices = params
             .iter()
             .enumerate()
@@ -81,7 +89,44 @@ impl Network {
             dropped: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
             monitor: HaltMonitor::default(),
+            clock: Clock::default(),
         })
+    }
+
+    /// What advances the drives: [`Clock::Lockstep`] (the default) or the emulator's own [`Clock::Wall`].
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// The clock in use.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Set every SubDevice's SM watchdog time (register 0x0420, in units of the power-on divider: 100 µs), as a master
+    /// may; `Duration::ZERO` disables it. Rounded up to the unit, at most 6.5 s.
+    pub fn set_sm_watchdog(&mut self, time: std::time::Duration) {
+        let units = time.as_nanos().div_ceil(100_000).min(u128::from(u16::MAX)) as u16;
+        for d in &mut self.devices {
+            d.write_phys(
+                crate::esc::reg::WATCHDOG_DIVIDER,
+                &crate::esc::DEFAULT_WATCHDOG_DIVIDER.to_le_bytes(),
+                0,
+                false,
+            );
+            d.write_phys(crate::esc::reg::SM_WATCHDOG_TIME, &units.to_le_bytes(), 0, false);
+        }
+    }
+
+    /// Under [`Clock::Wall`], step every drive to the emulator's present time (call it at least once per SYNC0 period
+    /// while no frames come: the servers do); nothing under [`Clock::Lockstep`].
+    pub fn advance(&mut self) {
+        if self.clock == Clock::Wall {
+            let t = self.now_ns();
+            for d in &mut self.devices {
+                d.tick(t);
+            }
+        }
     }
 
     /// The SubDevices, in line order.
@@ -167,7 +212,8 @@ impl Network {
         }
     }
 
-    fn now_ns(&self) -> u64 {
+    /// The emulator's own clock: ns since the line powered on.
+    pub fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 
@@ -190,6 +236,8 @@ impl Network {
     /// not EtherCAT, malformed): then nothing is sent back.
     pub fn process_frame(&mut self, frame: &mut [u8]) -> bool {
         self.frames += 1;
+        // Time passes for the drives whether or not this frame reaches them.
+        self.advance();
         if frame.len() < 16 || u16::from_be_bytes([frame[12], frame[13]]) != ETHERTYPE {
             return false;
         }
@@ -226,9 +274,10 @@ impl Network {
                 break;
             }
         }
+        let clock = self.clock;
         for (i, d) in self.devices.iter_mut().enumerate() {
             if self.faults.missing != Some(i) {
-                d.end_of_frame();
+                d.end_of_frame(t, clock);
             }
         }
         self.update_monitor();

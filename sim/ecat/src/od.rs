@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::drive::{DriveParams, SI_MICRODEGREE, SI_NANOMETRE};
 use crate::sii::{Identity, DEVICE_NAME};
 
 /// SDO abort codes (ETG1000.6 Table 41).
@@ -55,6 +56,16 @@ pub mod idx {
     pub const TARGET_POSITION: u16 = 0x607A;
     /// Home offset (0x607C).
     pub const HOME_OFFSET: u16 = 0x607C;
+    /// Quick stop deceleration (0x6085), counts/s².
+    pub const QUICK_STOP_DECELERATION: u16 = 0x6085;
+    /// Position encoder resolution (0x608F): 1 encoder increments per 2 motor revolutions.
+    pub const ENCODER_RESOLUTION: u16 = 0x608F;
+    /// Gear ratio (0x6091): 1 motor revolutions per 2 shaft revolutions.
+    pub const GEAR_RATIO: u16 = 0x6091;
+    /// Feed constant (0x6092): 1 feed per 2 shaft revolutions.
+    pub const FEED_CONSTANT: u16 = 0x6092;
+    /// SI unit position (0x60A8): the unit of the feed.
+    pub const SI_UNIT_POSITION: u16 = 0x60A8;
     /// Following error actual value (0x60F4).
     pub const FOLLOWING_ERROR_ACTUAL: u16 = 0x60F4;
 }
@@ -167,6 +178,27 @@ impl ObjectDictionary {
         od.put(idx::FOLLOWING_ERROR_ACTUAL, 0, vec![0; 4], false, true);
         od.put(0x6502, 0, 0x0000_0080u32.to_le_bytes().to_vec(), false, false); // CSP supported
         od
+    }
+
+    /// The objects that describe the drive's scaling, from its parameters: encoder resolution 0x608F, gear ratio 0x6091,
+    /// feed constant 0x6092 and its unit 0x60A8 (read-only: fixed at commissioning, the master verifies them), and the
+    /// power-on quick-stop deceleration 0x6085 (writable, counts/s²).
+    pub fn put_drive_units(&mut self, p: &DriveParams) {
+        for (index, a, b) in [
+            (idx::ENCODER_RESOLUTION, p.encoder_counts_per_rev, 1),
+            (idx::GEAR_RATIO, p.gear_motor_revolutions, p.gear_shaft_revolutions),
+            (idx::FEED_CONSTANT, p.feed, p.feed_shaft_revolutions),
+        ] {
+            self.put(index, 0, vec![2], false, false);
+            self.put(index, 1, a.to_le_bytes().to_vec(), false, false);
+            self.put(index, 2, b.to_le_bytes().to_vec(), false, false);
+        }
+        let unit = if p.rotary { SI_MICRODEGREE } else { SI_NANOMETRE };
+        self.put(idx::SI_UNIT_POSITION, 0, unit.to_le_bytes().to_vec(), false, false);
+        let qs = (p.max_acceleration * p.counts_per_unit())
+            .round()
+            .clamp(1.0, f64::from(u32::MAX)) as u32;
+        self.put(idx::QUICK_STOP_DECELERATION, 0, qs.to_le_bytes().to_vec(), true, false);
     }
 
     /// Read an entry's bytes, or the SDO abort code explaining why not.

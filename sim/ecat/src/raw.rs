@@ -47,7 +47,31 @@ impl RawSocket {
         }
     }
 
-    /// Receive one incoming frame (frames this host sent are skipped); returns its length.
+    /// Make [`RawSocket::recv`] give up after `timeout` without a frame (SO_RCVTIMEO), so the server can keep the
+    /// drives' wall clock running while the line is silent.
+    pub fn set_read_timeout(&self, timeout: std::time::Duration) -> Result<(), Error> {
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
+        };
+        // SAFETY: setsockopt with a valid timeval of the size given.
+        let r = unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const libc::timeval as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(Error::Io(io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Receive one incoming frame (frames this host sent are skipped); returns its length, or 0 when the read timeout
+    /// ([`RawSocket::set_read_timeout`]) passed without one.
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize, Error> {
         loop {
             // SAFETY: buf and addr are valid for the lengths given.
@@ -68,6 +92,9 @@ impl RawSocket {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
+                }
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    return Ok(0);
                 }
                 return Err(Error::Io(e));
             }
@@ -113,11 +140,16 @@ impl Drop for RawSocket {
     }
 }
 
-/// Serve the line on `socket` until an IO error: receive, process, send back.
+/// Serve the line on `socket` until an IO error: receive, process, send back. Under [`crate::Clock::Wall`] the socket
+/// wakes at least every 200 µs to step the drives while no frames come.
 pub fn serve(socket: &RawSocket, network: &mut Network) -> Result<(), Error> {
     let mut buf = vec![0u8; 2048];
+    if network.clock() == crate::Clock::Wall {
+        socket.set_read_timeout(std::time::Duration::from_micros(200))?;
+    }
     loop {
         let n = socket.recv(&mut buf)?;
+        network.advance();
         if n < 16 || buf[6] & 0x02 != 0 {
             continue; // not for us, or a reply that already went round
         }

@@ -34,6 +34,10 @@ pub use tissue::{GuidePose, NeedleInTissue};
 ///   balance). A few mm is the order of target motion reported for needle insertion into liver and prostate (e.g.
 ///   DiMaio & Salcudean 2003); the numbers here are chosen, not fitted.
 /// - `pivot_heading_transfer` 1.0: see [`NeedleInTissue::set_guide`].
+/// - `skin_drag` 1 mm: how far the guide tip may slide over the skin with the needle in, the skin and the shaft at the
+///   entry following it. A robot as built pivots about a point a fraction of a millimetre from its guide tip (its axes
+///   miss each other by the machining errors), so a re-aim drags the entry by tenths of a millimetre, which skin takes
+///   up; chosen, not measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TissueModel {
     /// Nominal tip-path curvature κ, 1/m (≥ 0).
@@ -52,6 +56,8 @@ pub struct TissueModel {
     /// Fraction of a guide pivot's rotation that the tip heading takes when the guide re-aims with the needle inserted,
     /// in [0, 1].
     pub pivot_heading_transfer: f64,
+    /// Farthest the guide tip may slide off the entry with the needle in, the skin following it, metres (≥ 0).
+    pub skin_drag: f64,
     /// Largest arc length integrated in one piece, metres (> 0): the spacing of the shaft polyline and of the noise.
     pub step: f64,
     /// Seed of the curvature draw and the heading noise.
@@ -68,6 +74,7 @@ impl Default for TissueModel {
             shift_max: 3.0e-3,
             shift_length: 0.04,
             pivot_heading_transfer: 1.0,
+            skin_drag: 1.0e-3,
             step: 1.0e-3,
             seed: 1,
         }
@@ -102,6 +109,7 @@ impl TissueModel {
                 (0.0..=1.0).contains(&self.pivot_heading_transfer),
             ),
             ("step", self.step, self.step > 0.0),
+            ("skin_drag", self.skin_drag, self.skin_drag >= 0.0),
         ];
         for (name, value, ok) in checks {
             if !value.is_finite() || !ok {

@@ -88,7 +88,8 @@ impl NeedleInTissue {
 
     /// Moves the guide. Before insertion (depth 0) the guide may go anywhere and the tip frame follows it.
     ///
-    /// With the needle inserted the guide may only pivot about the entry point (the RCM stays on the skin), and the
+    /// With the needle inserted the guide may only pivot about the entry point (the RCM stays on the skin, or slides
+    /// within [`TissueModel::skin_drag`] with the skin following it), and the
     /// model assumes: the inserted part of the needle stays where the tissue holds it (the path and the tip position do
     /// not move), the shaft outside the body turns with the guide, and the tip frame (heading and bevel direction)
     /// turns by the guide's rotation scaled by `pivot_heading_transfer` (1: a needle stiff in bending and torsion over
@@ -106,7 +107,7 @@ impl NeedleInTissue {
             return Ok(());
         }
         let moved = guide.entry.distance(&self.guide.entry);
-        if moved > ENTRY_TOLERANCE {
+        if moved > ENTRY_TOLERANCE.max(self.model.skin_drag) {
             return Err(NeedleError::EntryMoved {
                 moved_mm: moved * 1e3,
                 depth_mm: self.depth * 1e3,
@@ -115,10 +116,12 @@ impl NeedleInTissue {
         let turn = (guide.holder * self.guide.holder.inverse()).powf(self.model.pivot_heading_transfer);
         self.heading = turn * self.heading;
         self.bend = orthonormal(&self.heading, &(turn * self.bend));
-        self.guide = GuidePose {
-            entry: self.guide.entry,
-            holder: guide.holder,
-        };
+        // The skin follows a guide that slid within `skin_drag`: the shaft's entry point moves with it; the inserted part
+        // stays where the tissue holds it.
+        if let Some(first) = self.path.first_mut() {
+            *first = guide.entry.coords;
+        }
+        self.guide = guide;
         Ok(())
     }
 

@@ -7,7 +7,9 @@ mod common;
 
 use acus_control::frames::{Ct, Point, RobotBase, Transform};
 use acus_control::kinematics::{NeedleRequest, PositionerModel};
-use acus_control::needle::{find_needle, plan_correction, CorrectionInput, InsertionStep, NeedleSearch};
+use acus_control::needle::{
+    find_needle, plan_correction, AxisPrior, CorrectionInput, InsertionStep, NeedleSearch, ObservedShaft,
+};
 use acus_sim_needle::{GuidePose, NeedleInTissue, TissueModel};
 use acus_sim_scanner::{scan, NeedlePath, Scene, Shape, NEEDLE_HU, SOFT_TISSUE_HU};
 use common::{CheckScan, NEEDLE_RADIUS};
@@ -161,6 +163,12 @@ fn biopsy(robot: &Robot, c: &Case, seed: u64) -> Outcome {
             holder: guide.holder,
             length,
             observed_tip: Some(obs.tip),
+            // As the controller does (control/nodes/src/procedure/check.rs).
+            observed_shaft: Some(ObservedShaft {
+                direction: obs.direction,
+                length: obs.shaft_length,
+                sigma: 0.2e-3 / obs.shaft_length,
+            }),
         });
         let noise = Vector3::from_fn(|_, _| rng.sample::<f64, _>(StandardNormal)) * TARGET_SIGMA;
         let target_seen = Point::<Ct>::new(needle.target().coords + noise);
@@ -174,6 +182,7 @@ fn biopsy(robot: &Robot, c: &Case, seed: u64) -> Outcome {
             steps: &steps,
             curvature_prior: TissueModel::default().curvature,
             tip_sigma: 0.2e-3,
+            axis_prior: AxisPrior::default(),
         })
         .unwrap();
         length = correction.remaining_depth / (STEPS - k) as f64;

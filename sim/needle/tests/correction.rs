@@ -2,7 +2,7 @@
 //! the target, the curvature estimate matches δ = κd²/2, and bad requests give typed errors.
 
 use acus_control::frames::{Ct, Point};
-use acus_control::needle::{plan_correction, CorrectionInput, InsertionStep, NeedleError};
+use acus_control::needle::{plan_correction, AxisPrior, CorrectionInput, InsertionStep, NeedleError};
 use acus_sim_needle::{GuidePose, NeedleInTissue, TissueModel};
 use nalgebra::{Unit, UnitQuaternion, Vector3};
 
@@ -28,6 +28,11 @@ fn input<'a>(needle: &NeedleInTissue, target: Point<Ct>, steps: &'a [InsertionSt
         steps,
         curvature_prior: 100.0,
         tip_sigma: 1e-6,
+        // The model here has no axis error: the prior says so.
+        axis_prior: AxisPrior {
+            tilt: 1e-7,
+            offset: 1e-9,
+        },
     }
 }
 
@@ -42,6 +47,7 @@ fn reaimed_arc_ends_on_the_target_under_the_model() {
                 holder: needle.guide().holder,
                 length,
                 observed_tip: Some(needle.tip()),
+                observed_shaft: None,
             });
             let c = plan_correction(&input(&needle, target, &steps)).unwrap();
             assert!((c.curvature - k).abs() < 1e-4 * k.max(1.0), "κ {} vs {k}", c.curvature);
@@ -99,6 +105,7 @@ fn bad_requests_give_typed_errors() {
         holder,
         length: 0.03,
         observed_tip: None,
+        observed_shaft: None,
     }];
     assert_eq!(
         plan_correction(&input(&needle, target, &unobserved)),
@@ -108,6 +115,7 @@ fn bad_requests_give_typed_errors() {
         holder,
         length: 0.03,
         observed_tip: Some(needle.tip()),
+        observed_shaft: None,
     }];
     let behind = Point::new(needle.guide().entry.coords - needle.guide().direction().into_inner() * 0.01);
     let err = plan_correction(&input(&needle, behind, &steps)).unwrap_err();
@@ -127,6 +135,7 @@ fn bad_requests_give_typed_errors() {
         holder,
         length: -0.01,
         observed_tip: Some(needle.tip()),
+        observed_shaft: None,
     }];
     assert!(matches!(
         plan_correction(&input(&needle, target, &negative)),

@@ -238,3 +238,25 @@ fn bad_inputs_give_typed_errors() {
     assert!(NeedleInTissue::new(bad, g, g.entry).is_err());
     assert!(NeedleInTissue::new(TissueModel::default(), g, Point::xyz(f64::NAN, 0.0, 0.0)).is_err());
 }
+
+/// A guide that slides a fraction of a millimetre with the needle in (a robot as built pivots about a point just off its
+/// guide tip) drags the skin along: the entry follows, the inserted needle and its tip stay where the tissue holds them.
+#[test]
+fn a_small_slide_of_the_guide_drags_the_skin_and_leaves_the_tip() {
+    let g = guide(Vector3::new(0.0, 1.0, 0.0), 0.0);
+    let mut needle = NeedleInTissue::new(TissueModel::ideal(0.6), g, g.entry).unwrap();
+    needle.advance(0.03).unwrap();
+    let tip = needle.tip();
+    let slid = GuidePose {
+        entry: Point::new(g.entry.coords + Vector3::new(0.3e-3, 0.0, 0.0)),
+        ..g
+    };
+    needle.set_guide(slid).unwrap();
+    assert!(needle.tip().distance(&tip) < 1e-12);
+    assert!(needle.guide().entry.distance(&slid.entry) < 1e-12);
+    let too_far = GuidePose {
+        entry: Point::new(g.entry.coords + Vector3::new(1.5e-3, 0.0, 0.0)),
+        ..g
+    };
+    assert!(matches!(needle.set_guide(too_far), Err(NeedleError::EntryMoved { .. })));
+}

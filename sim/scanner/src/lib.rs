@@ -8,11 +8,13 @@
 //! endian, int16 pixels, one file per slice).
 #![deny(missing_docs)]
 
+mod effects;
 mod render;
 mod scene;
 pub mod study;
 mod writer;
 
+pub use effects::Streaks;
 pub use render::{scan, ScanProtocol};
 pub use scene::{
     Element, Needle, NeedlePath, PhantomBody, Scene, Shape, AIR_HU, FAT_HU, FIDUCIAL_HU, NEEDLE_HU, SOFT_TISSUE_HU,

@@ -7,6 +7,7 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::Normal;
 use rayon::prelude::*;
 
+use crate::effects::{add_streaks, blur_slice, gaussian_kernel, sampled_origin, trace_in_slab, Streaks};
 use crate::scene::Scene;
 use crate::ScannerError;
 
@@ -40,6 +41,13 @@ pub struct ScanProtocol {
     pub inplane_samples: usize,
     /// Supersample step through the slice thickness, metres.
     pub z_sample_step: f64,
+    /// In-plane point spread (Gaussian) full width at half maximum, metres; 0 for none (ideal reconstruction).
+    pub psf_fwhm: f64,
+    /// Metal streaks from the scene's streak sources (the needle) in their slices.
+    pub streaks: Streaks,
+    /// Displacement of the table (and everything on it) from where the grid's coordinates assume it, metres: the image
+    /// shows every object shifted by this.
+    pub table_offset: Vector3<f64>,
 }
 
 impl ScanProtocol {
@@ -65,6 +73,9 @@ impl ScanProtocol {
             seed: 1,
             inplane_samples: 5,
             z_sample_step: 0.2e-3,
+            psf_fwhm: 0.0,
+            streaks: Streaks::NONE,
+            table_offset: Vector3::zeros(),
         }
     }
 
@@ -98,6 +109,19 @@ impl ScanProtocol {
                 self.columns, self.rows, self.slices, self.inplane_samples
             )));
         }
+        let effects_ok = self.psf_fwhm.is_finite()
+            && self.psf_fwhm >= 0.0
+            && self.streaks.amplitude_hu.is_finite()
+            && self.streaks.amplitude_hu >= 0.0
+            && self.streaks.decay_length.is_finite()
+            && self.streaks.decay_length > 0.0
+            && self.table_offset.iter().all(|v| v.is_finite());
+        if !effects_ok {
+            return Err(ScannerError::InvalidProtocol(format!(
+                "PSF FWHM {} m, streaks {} HU over {} m, table offset {:?} m must be finite and non-negative",
+                self.psf_fwhm, self.streaks.amplitude_hu, self.streaks.decay_length, self.table_offset
+            )));
+        }
         if !(self.noise_sigma_hu.is_finite() && self.noise_sigma_hu >= 0.0) {
             return Err(ScannerError::InvalidProtocol(format!(
                 "noise σ {} HU",
@@ -108,7 +132,8 @@ impl ScanProtocol {
     }
 }
 
-/// Scans the scene: partial-volume HU per voxel plus noise, rounded and clipped to the 12-bit CT range.
+/// Scans the scene: partial-volume HU per voxel, blurred in-plane by the point spread, streaked around metal, plus
+/// noise, rounded and clipped to the 12-bit CT range. The scene is sampled displaced by the table offset.
 ///
 /// A voxel is supersampled only where a surface may cross it (the level-set bound of [`crate::Shape::lipschitz`]), and
 /// for a prism along z (the body's layers) only in the directions its surface crosses: in-plane for its side, through
@@ -131,7 +156,8 @@ pub fn scan(scene: &Scene, protocol: &ScanProtocol) -> Result<CtVolume, ScannerE
     );
     let centre_only = [0.0];
     let bounds: Vec<(Point3<f64>, Point3<f64>)> = scene.elements.iter().map(|e| e.shape.bounds()).collect();
-    let origin = protocol.origin.coords;
+    let origin = sampled_origin(protocol.origin.coords, &protocol.table_offset).coords;
+    let kernel = gaussian_kernel(protocol.psf_fwhm / protocol.pixel_spacing);
 
     hu.par_chunks_mut(nx * ny).enumerate().for_each(|(k, slice)| {
         let z = origin.z + k as f64 * protocol.slice_spacing;
@@ -153,6 +179,7 @@ pub fn scan(scene: &Scene, protocol: &ScanProtocol) -> Result<CtVolume, ScannerE
         let mut row_c: Vec<(usize, InSlab)> = Vec::new();
         // (element, inside the whole voxel)
         let mut cand: Vec<(usize, bool)> = Vec::new();
+        let mut image = vec![0.0f64; nx * ny];
         for j in 0..ny {
             let y = origin.y + j as f64 * protocol.pixel_spacing;
             row_c.clear();
@@ -212,9 +239,31 @@ pub fn scan(scene: &Scene, protocol: &ScanProtocol) -> Result<CtVolume, ScannerE
                     }
                     value = sum / (xs.len() * xs.len() * zs.len()) as f64;
                 }
-                let noisy = value + rng.sample(noise);
-                slice[j * nx + i] = noisy.round().clamp(HU_MIN, HU_MAX) as i16;
+                image[j * nx + i] = value;
             }
+        }
+        if let Some(kernel) = &kernel {
+            let mut scratch = Vec::new();
+            blur_slice(&mut image, nx, ny, kernel, &mut scratch);
+        }
+        if let Some(trace) = trace_in_slab(&scene.streak_sources, z_lo, z_hi) {
+            let seed = protocol.seed.rotate_left(17) ^ (k as u64).wrapping_mul(0xA24B_AED4_963E_E407);
+            let o = origin.xy();
+            add_streaks(
+                &mut image,
+                nx,
+                ny,
+                o,
+                protocol.pixel_spacing,
+                trace,
+                scene.streak_radius,
+                &protocol.streaks,
+                seed,
+            );
+        }
+        for (out, value) in slice.iter_mut().zip(&image) {
+            let noisy = value + rng.sample(noise);
+            *out = noisy.round().clamp(HU_MIN, HU_MAX) as i16;
         }
     });
     Ok(CtVolume::new([nx, ny, nz], hu, protocol.geometry())?)

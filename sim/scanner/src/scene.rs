@@ -218,6 +218,10 @@ pub struct Scene {
     pub background_hu: f64,
     /// Elements in painting order (later overwrite earlier).
     pub elements: Vec<Element>,
+    /// Metal that streaks (the needle's shaft segments), for [`crate::ScanProtocol::streaks`].
+    pub streak_sources: Vec<[Point3<f64>; 2]>,
+    /// Radius of that metal, m.
+    pub streak_radius: f64,
 }
 
 impl Default for Scene {
@@ -232,6 +236,8 @@ impl Scene {
         Self {
             background_hu: AIR_HU,
             elements: Vec::new(),
+            streak_sources: Vec::new(),
+            streak_radius: 0.0,
         }
     }
 
@@ -329,6 +335,8 @@ impl Scene {
                 }
                 b = a + (b - a) * ((length - needle.radius) / length);
             }
+            self.streak_sources.push([a, b]);
+            self.streak_radius = needle.radius;
             self.add(
                 Shape::Capsule {
                     a,
@@ -343,6 +351,8 @@ impl Scene {
 
     /// Adds a needle on top of everything.
     pub fn add_needle(&mut self, needle: &Needle) -> &mut Self {
+        self.streak_sources.push([needle.hub.coords, needle.tip.coords]);
+        self.streak_radius = needle.radius;
         self.add(
             Shape::Capsule {
                 a: needle.hub.coords,

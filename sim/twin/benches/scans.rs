@@ -5,18 +5,26 @@ use std::time::Instant;
 
 use acus_control::frames::Point;
 use acus_control::kinematics::{Joint, NeedleRequest, PositionerModel};
-use acus_control::registration::FiducialModel;
-use acus_sim_scanner::ScanProtocol;
-use acus_sim_twin::patient::{Patient, PatientConfig};
+use acus_sim_scanner::{ScanProtocol, Streaks};
+use acus_sim_twin::patient::{Imaging, Patient, PatientConfig};
 
 const URDF: &str = include_str!("../../../urdf/positioner.urdf");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = PositionerModel::from_urdf_str(URDF)?;
-    let fiducials = FiducialModel::from_urdf_str(URDF)?;
     let config = PatientConfig::reference();
-    let mut patient = Patient::new(config.clone(), model.clone(), fiducials)?;
-    let planning = patient.planning_protocol(0.8e-3, 2e-3, 15.0, 1);
+    let mut patient = Patient::ideal(config.clone(), URDF)?;
+    // The realistic world's image formation (PSF and streaks cost time; the table offset does not).
+    let imaging = Imaging {
+        psf_fwhm: 0.7e-3,
+        streaks: Streaks {
+            amplitude_hu: 100.0,
+            decay_length: 0.01,
+            rays: 8,
+        },
+        ..Imaging::noise_only(15.0)
+    };
+    let planning = patient.planning_protocol(0.8e-3, 2e-3, &imaging, 1);
     report("planning scan", &patient, &planning)?;
 
     // The needle aligned from the skin above the lesion and inserted 60 mm, as after the second step.
@@ -28,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     q.set(Joint::Insertion, 0.06);
     patient.sync(&q)?;
-    let check = patient.check_protocol(0.7e-3, 1e-3, 15.0, 2);
+    let check = patient.check_protocol(0.7e-3, 1e-3, &imaging, 2);
     report("check scan", &patient, &check)?;
     Ok(())
 }

@@ -9,14 +9,17 @@ use crate::TwinError;
 
 /// The emulated drive for `axis`: its URDF mass and the encoder the master expects; the motor a little stronger than the
 /// limits the master plans with (as a real drive is sized), starting at `initial` (joint units).
+/// Its unit objects (0x608F, 0x6091, 0x6092) are the configuration's, so the master's bring-up accepts it.
 pub fn drive_params(axis: &AxisConfig, initial: f64) -> DriveParams {
+    let units =
+        DriveParams::with_units(axis.encoder_counts_per_rev, axis.gear_ratio, axis.lead_m_per_rev).unwrap_or_default();
     DriveParams {
-        counts_per_unit: axis.counts_per_unit,
         mass: axis.mass,
         max_velocity: axis.max_velocity * 1.5,
         max_acceleration: axis.max_acceleration * 2.0,
         rated_effort: axis.max_effort,
         initial_position: initial,
+        ..units
     }
 }
 

@@ -6,6 +6,8 @@
 
 pub mod drives;
 pub mod patient;
+pub mod robot;
+pub mod world;
 
 /// Errors of the twin.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,9 @@ pub enum TwinError {
         /// See `x_mm`.
         z_mm: f64,
     },
+    /// The design URDF cannot be built into the twin's kinematics.
+    #[error("robot as built: {0}")]
+    Urdf(String),
     /// One initial position per axis is needed.
     #[error("{got} initial positions for {axes} axes")]
     InitialPositions {

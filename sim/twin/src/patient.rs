@@ -1,19 +1,89 @@
 //! The patient on the CT table, the robot's fiducial frame beside them and the needle in their tissue: the ground truth
 //! that the virtual scanner images.
 //!
-//! The needle follows the robot: at every scan the twin reads the robot's joint positions, puts the needle guide where the
-//! URDF's forward kinematics and the robot's true placement on the table put it, and advances the needle–tissue model by
-//! the insertion since the last scan (pivoting it first if the guide turned about the entry). Scans are the only moments
-//! anyone looks, and the robot only turns the guide with the insertion held, so syncing at scans loses nothing.
+//! The needle follows the robot: at every scan the twin reads the robot's encoder positions, puts the needle guide where
+//! the robot as built ([`AsBuiltRobot`]: its own kinematics, zero offsets, backlash and holder play) and its true placement
+//! on the table put it, and advances the needle–tissue model by the insertion since the last scan (pivoting it first if
+//! the guide turned about the entry). Scans are the only moments anyone looks, and the robot only turns the guide with the
+//! insertion held, so syncing at scans loses nothing.
 
 use acus_control::frames::{Ct, Point, RobotBase, Transform};
-use acus_control::kinematics::{JointPositions, PositionerModel};
+use acus_control::kinematics::JointPositions;
 use acus_control::registration::{CtVolume, FiducialModel};
 use acus_sim_needle::{GuidePose, NeedleInTissue, TissueModel};
-use acus_sim_scanner::{scan, NeedlePath, PhantomBody, ScanProtocol, Scene, Shape, FIDUCIAL_HU, NEEDLE_HU};
+use acus_sim_scanner::{scan, NeedlePath, PhantomBody, ScanProtocol, Scene, Shape, Streaks, FIDUCIAL_HU, NEEDLE_HU};
 use nalgebra::{Matrix3, Point3, Rotation3, UnitQuaternion, Vector3};
 
+use crate::robot::AsBuiltRobot;
+use crate::world::{self, ScannerModel, Stream};
 use crate::TwinError;
+
+/// The fiducial frame as manufactured: sphere centres in the robot base (the model's plus the drawn errors).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameAsBuilt {
+    /// Sphere centres, base frame.
+    pub centres: Vec<Point<RobotBase>>,
+    /// Sphere radius, m.
+    pub radius: f64,
+}
+
+impl FrameAsBuilt {
+    /// The frame of `model` with each centre displaced by a Gaussian of σ `sigma` per axis drawn from `seed`.
+    pub fn manufacture(model: &FiducialModel, sigma: f64, seed: u64) -> Self {
+        let mut rng = world::rng(seed, Stream::Frame, 0);
+        let centres = model
+            .points()
+            .iter()
+            .map(|p| Point::new(p.coords + world::gaussian_vector(&mut rng, sigma)))
+            .collect();
+        Self {
+            centres,
+            radius: model.radius(),
+        }
+    }
+}
+
+/// How the scanner forms this scan's image (from the world's scanner model and the scan's draws).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Imaging {
+    /// Noise σ, HU.
+    pub noise_hu: f64,
+    /// In-plane PSF FWHM, m.
+    pub psf_fwhm: f64,
+    /// Metal streaks.
+    pub streaks: Streaks,
+    /// The table's displacement at this scan, m.
+    pub table_offset: Vector3<f64>,
+}
+
+impl Imaging {
+    /// Only noise (no PSF, streaks or table shift).
+    pub fn noise_only(noise_hu: f64) -> Self {
+        Self {
+            noise_hu,
+            psf_fwhm: 0.0,
+            streaks: Streaks::NONE,
+            table_offset: Vector3::zeros(),
+        }
+    }
+
+    /// Scan number `scan` of a procedure in `model`'s world drawn with `seed`: the table offset along its travel (CT z)
+    /// is drawn per scan.
+    pub fn for_scan(model: &ScannerModel, seed: u64, scan: u64) -> Self {
+        let mut rng = world::rng(seed, Stream::Table, scan);
+        let s = &model.streaks;
+        Self {
+            noise_hu: model.noise_hu,
+            psf_fwhm: model.psf_fwhm,
+            streaks: Streaks {
+                amplitude_hu: s.amplitude_hu,
+                decay_length: s.decay_length,
+                rays: s.rays,
+            },
+            table_offset: Vector3::new(0.0, 0.0, world::gaussian(&mut rng, model.table_sigma)),
+        }
+    }
+}
 
 /// The patient and the robot's placement. SI units, CT (LPS) frame.
 #[derive(Clone, Debug)]
@@ -81,14 +151,21 @@ impl PatientConfig {
 /// The patient with the needle, as the scanner will see them.
 pub struct Patient {
     config: PatientConfig,
-    model: PositionerModel,
-    fiducials: FiducialModel,
+    robot: AsBuiltRobot,
+    frame: FrameAsBuilt,
     needle: Option<NeedleInTissue>,
 }
 
 impl Patient {
-    /// A patient with no needle in.
-    pub fn new(config: PatientConfig, model: PositionerModel, fiducials: FiducialModel) -> Result<Self, TwinError> {
+    /// A patient beside a robot and frame exactly as designed (`urdf`, its fiducial model): the ideal world.
+    pub fn ideal(config: PatientConfig, urdf: &str) -> Result<Self, TwinError> {
+        let robot = AsBuiltRobot::build(urdf, &crate::world::RobotErrors::NONE, 0)?;
+        let model = FiducialModel::from_urdf_str(urdf).map_err(|e| TwinError::Urdf(e.to_string()))?;
+        Self::new(config, robot, FrameAsBuilt::manufacture(&model, 0.0, 0))
+    }
+
+    /// A patient with no needle in, beside `robot` carrying `frame`.
+    pub fn new(config: PatientConfig, robot: AsBuiltRobot, frame: FrameAsBuilt) -> Result<Self, TwinError> {
         config.tissue.validate().map_err(TwinError::Needle)?;
         // The frame must clear the body: the level-set bound says a sphere is wholly outside when its centre's level
         // exceeds 1 by more than the Lipschitz bound times its radius.
@@ -99,9 +176,9 @@ impl Patient {
             semi_y: body.semi_y,
             half_length: body.length / 2.0,
         };
-        for (index, p) in fiducials.points().iter().enumerate() {
+        for (index, p) in frame.centres.iter().enumerate() {
             let c = config.t_ct_robot.apply(p).coords;
-            if skin.level(&c) <= 1.0 + skin.lipschitz() * fiducials.radius() {
+            if skin.level(&c) <= 1.0 + skin.lipschitz() * frame.radius {
                 return Err(TwinError::FiducialInBody {
                     index,
                     x_mm: c.x * 1e3,
@@ -112,10 +189,20 @@ impl Patient {
         }
         Ok(Self {
             config,
-            model,
-            fiducials,
+            robot,
+            frame,
             needle: None,
         })
+    }
+
+    /// The robot as built.
+    pub fn robot(&self) -> &AsBuiltRobot {
+        &self.robot
+    }
+
+    /// The frame as manufactured.
+    pub fn frame(&self) -> &FrameAsBuilt {
+        &self.frame
     }
 
     /// The configuration.
@@ -123,17 +210,17 @@ impl Patient {
         &self.config
     }
 
-    /// Bring the needle to the robot's joint positions `q` (see the module docs). Refuses a guide that moved off the
+    /// Bring the needle to the robot's encoder positions `q` (see the module docs). Refuses a guide that moved off the
     /// entry with the needle in (the model has no answer for dragging a needle sideways through tissue; neither has the
     /// patient).
     pub fn sync(&mut self, q: &JointPositions) -> Result<(), TwinError> {
-        let state = self.model.forward(q);
+        let state = self.robot.sync(q)?;
         let t = &self.config.t_ct_robot;
         let guide = GuidePose {
-            entry: t.apply(&state.rcm),
-            holder: t.isometry().rotation * state.tip_orientation,
+            entry: t.apply(&state.entry),
+            holder: t.isometry().rotation * state.holder,
         };
-        let depth = q.insertion();
+        let depth = state.depth;
         if depth <= 1e-6 {
             self.needle = None;
             return Ok(());
@@ -184,7 +271,15 @@ impl Patient {
         body.lesions
             .push((self.lesion(), self.config.lesion_radius, self.config.lesion_hu));
         scene.add_body(&body);
-        scene.add_fiducial_frame(&self.fiducials, &self.config.t_ct_robot, FIDUCIAL_HU);
+        for c in &self.frame.centres {
+            scene.add(
+                Shape::Sphere {
+                    center: self.config.t_ct_robot.apply(c).coords,
+                    radius: self.frame.radius,
+                },
+                FIDUCIAL_HU,
+            );
+        }
         if let Some(needle) = &self.needle {
             let points = needle.shaft_polyline(0.03, 4e-3);
             scene.add_needle_path(&NeedlePath {
@@ -198,9 +293,9 @@ impl Patient {
 
     /// The planning scan: the fiducial frame, the skin over the target and the lesion, at `pixel` in-plane and `slice`
     /// spacing and thickness (metres).
-    pub fn planning_protocol(&self, pixel: f64, slice: f64, noise_hu: f64, seed: u64) -> ScanProtocol {
+    pub fn planning_protocol(&self, pixel: f64, slice: f64, imaging: &Imaging, seed: u64) -> ScanProtocol {
         let t = &self.config.t_ct_robot;
-        let mut points: Vec<Point3<f64>> = self.fiducials.points().iter().map(|p| t.apply(p).coords).collect();
+        let mut points: Vec<Point3<f64>> = self.frame.centres.iter().map(|p| t.apply(p).coords).collect();
         let r = Vector3::repeat(self.config.lesion_radius * 2.5);
         let lesion = self.config.lesion.coords;
         points.extend([
@@ -208,11 +303,11 @@ impl Patient {
             lesion + r,
             self.config.skin_above(&self.config.lesion).coords - r,
         ]);
-        covering(&points, 0.008, pixel, slice, noise_hu, seed)
+        covering(&points, 0.008, pixel, slice, imaging, seed)
     }
 
     /// A check scan: a slab around the needle and the lesion.
-    pub fn check_protocol(&self, pixel: f64, slice: f64, noise_hu: f64, seed: u64) -> ScanProtocol {
+    pub fn check_protocol(&self, pixel: f64, slice: f64, imaging: &Imaging, seed: u64) -> ScanProtocol {
         let r = Vector3::repeat(self.config.lesion_radius * 2.5);
         let lesion = self.lesion().coords;
         let mut points = vec![lesion - r, lesion + r];
@@ -224,7 +319,7 @@ impl Patient {
                 needle.tip().coords,
             ]);
         }
-        covering(&points, 0.01, pixel, slice, noise_hu, seed)
+        covering(&points, 0.01, pixel, slice, imaging, seed)
     }
 
     /// Image the scene.
@@ -234,12 +329,15 @@ impl Patient {
 }
 
 /// An axial protocol over the bounding box of `points` plus `margin` (metres).
-fn covering(points: &[Point3<f64>], margin: f64, pixel: f64, slice: f64, noise_hu: f64, seed: u64) -> ScanProtocol {
+fn covering(points: &[Point3<f64>], margin: f64, pixel: f64, slice: f64, imaging: &Imaging, seed: u64) -> ScanProtocol {
     let first = points.first().copied().unwrap_or_else(Point3::origin);
     let (lo, hi) = points.iter().fold((first, first), |(l, h), p| (l.inf(p), h.sup(p)));
     let m = Vector3::repeat(margin);
     let mut protocol = ScanProtocol::covering(Point::new(lo - m), Point::new(hi + m), pixel, slice, slice);
-    protocol.noise_sigma_hu = noise_hu;
+    protocol.noise_sigma_hu = imaging.noise_hu;
+    protocol.psf_fwhm = imaging.psf_fwhm;
+    protocol.streaks = imaging.streaks;
+    protocol.table_offset = imaging.table_offset;
     protocol.seed = seed;
     protocol
 }

@@ -2,8 +2,6 @@
 //! merged with tissue and bias the registration), and the reference placement clears the body.
 
 use acus_control::frames::Transform;
-use acus_control::kinematics::PositionerModel;
-use acus_control::registration::FiducialModel;
 use acus_sim_twin::patient::{Patient, PatientConfig};
 use acus_sim_twin::TwinError;
 use nalgebra::{Isometry3, Translation3};
@@ -11,9 +9,7 @@ use nalgebra::{Isometry3, Translation3};
 const URDF: &str = include_str!("../../../urdf/positioner.urdf");
 
 fn patient(config: PatientConfig) -> Result<Patient, TwinError> {
-    let model = PositionerModel::from_urdf_str(URDF).unwrap();
-    let fiducials = FiducialModel::from_urdf_str(URDF).unwrap();
-    Patient::new(config, model, fiducials)
+    Patient::ideal(config, URDF)
 }
 
 #[test]

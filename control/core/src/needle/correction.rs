@@ -6,11 +6,24 @@
 //! pivots about the entry with the needle inserted, the tissue holds the tip in place and the tip frame turns with the
 //! holder (the assumption of the simulator's default `pivot_heading_transfer = 1`).
 //!
-//! **Curvature.** For one straight-guided step of length `d` the tip leaves the guide axis sideways by `δ ≈ κ·d²/2`
-//! towards the bevel. With several steps and pivots between them, `k` is instead fitted to every observed tip by
-//! Gauss–Newton on `Σ|tip_i(k) − observed_i|²/σ_tip² + |k|²/σ_κ²`: the prior term (`curvature_prior`, the needle's
-//! typical κ) keeps the first, short step — whose deflection is of the order of the localisation error — from producing
-//! a wild estimate; as the needle goes deeper the deflections grow as `d²` and the data dominate.
+//! **Axis error.** The needle does not leave the entry exactly along the guide axis that the forward kinematics and the
+//! registration predict: the robot as built points with some error, and the registration maps it with some more. Seen
+//! from one check scan this rigid error looks like bending, but it is not: a tilt `t` moves the tip by `t·d`, not
+//! `κd²/2`, and it does not grow along the rest of the path. So the fit carries two more pairs of parameters in the first
+//! step's holder x–y plane: the tilt `t = (tx, ty)` of the needle's straight direction at the entry from the commanded
+//! guide axis, and the lateral offset `o = (ox, oy)` of the entry. Their priors, [`AxisPrior`], are the controller's
+//! assumption about its own pointing accuracy (configuration), not a measured value.
+//!
+//! **Curvature.** For one straight-guided step of length `d` the tip leaves the guide axis sideways by `δ ≈ κ·d²/2 + t·d
+//! + o` towards the bevel. The parameters `(k, t, o)` are fitted to every observed tip by Gauss–Newton on
+//! `Σ|tip_i − observed_i|²/σ_tip² + Σ|shaft_i − observed shaft_i|²/σ_shaft² + |k|²/σ_κ² + |t|²/σ_t² + |o|²/σ_o²`. The
+//! shaft term uses the finder's line fit over the last `L` of the needle, which the model predicts as the chord
+//! direction `h·cos(κL/2) − n·sin(κL/2)` (the shaft of a tilted needle lies along the tilt, that of an offset one
+//! parallel to the guide, that of a bent one turned by `κ(d − L/2)`). One scan cannot separate the three (tip and shaft
+//! fit a family of them), so there the priors share the deflection out, and the re-aim, from the fitted heading, turns
+//! by less than a pure-bending model would; the next scans separate them, since bending grows as `d²`, a tilt as `d`
+//! and an offset not at all. The prior terms also keep the first, short step — whose deflection is of the order of the
+//! localisation error — from producing a wild estimate.
 //!
 //! **Re-aim.** From the observed tip `p` with the modelled heading `h` and bending direction `n`, an arc of curvature κ
 //! reaches a point at distance `D` after the arc length `r = 2·asin(κD/2)/κ`, and its chord leaves `p` at the angle
@@ -24,7 +37,7 @@
 //! needle which differs from the minimal rotation only to second order), and each later check scan removes most of that
 //! again from a shorter remaining path.
 
-use nalgebra::{Matrix2, Point3, Unit, UnitQuaternion, Vector2, Vector3};
+use nalgebra::{Point3, Unit, UnitQuaternion, Vector2, Vector3, Vector6};
 
 use super::NeedleError;
 use crate::frames::{Ct, Point};
@@ -39,6 +52,40 @@ pub struct InsertionStep {
     pub length: f64,
     /// Tip found in the check scan after the step, if one was taken.
     pub observed_tip: Option<Point<Ct>>,
+    /// Direction of the shaft behind that tip as the check scan showed it, if measured.
+    pub observed_shaft: Option<ObservedShaft>,
+}
+
+/// The finder's line fit over the last part of the shaft (`NeedleObservation::direction`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ObservedShaft {
+    /// Shaft direction towards the tip, CT.
+    pub direction: Unit<Vector3<f64>>,
+    /// Length of shaft behind the tip the line was fitted over, metres.
+    pub length: f64,
+    /// 1σ of the direction per axis, rad.
+    pub sigma: f64,
+}
+
+/// The controller's prior on the rigid error of the needle axis at the entry (module docs, Axis error): how well the
+/// robot as built, through the registration, points the needle where its forward kinematics says. Configuration, not
+/// measurement.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AxisPrior {
+    /// 1σ of each tilt component of the needle's direction from the commanded guide axis, rad.
+    pub tilt: f64,
+    /// 1σ of each lateral offset component of the needle's entry from the commanded one, metres.
+    pub offset: f64,
+}
+
+impl Default for AxisPrior {
+    /// 0.75° and 0.75 mm: a small positioner's typical pointing accuracy after registration.
+    fn default() -> Self {
+        Self {
+            tilt: 0.75_f64.to_radians(),
+            offset: 0.75e-3,
+        }
+    }
 }
 
 /// What the correction works from.
@@ -54,6 +101,8 @@ pub struct CorrectionInput<'a> {
     pub curvature_prior: f64,
     /// 1σ of the tip localisation per axis, metres (e.g. 0.2 mm).
     pub tip_sigma: f64,
+    /// Prior on the rigid axis error.
+    pub axis_prior: AxisPrior,
 }
 
 /// The next step.
@@ -63,6 +112,10 @@ pub struct Correction {
     pub curvature: f64,
     /// Estimated curvature vector in the holder's x–y plane, 1/m.
     pub curvature_holder: Vector2<f64>,
+    /// Estimated tilt of the needle's straight direction at the entry from the first step's guide axis (holder x–y), rad.
+    pub axis_tilt: Vector2<f64>,
+    /// Estimated lateral offset of the needle's entry (first step's holder x–y), metres.
+    pub entry_offset: Vector2<f64>,
     /// Tip the plan starts from (the last observation), CT.
     pub tip: Point<Ct>,
     /// Modelled tip heading now, before the re-aim.
@@ -97,7 +150,8 @@ impl Correction {
     }
 }
 
-/// The tip frame at the end of each step for curvature `k` (holder frame), from the entry.
+/// The tip frame at the end of each step for the parameters `θ = (kx, ky, tx, ty, ox, oy)` (curvature, axis tilt, entry
+/// offset; first holder frame), from the entry.
 struct Frame {
     p: Vector3<f64>,
     h: Vector3<f64>,
@@ -105,7 +159,7 @@ struct Frame {
     kv: Vector3<f64>,
 }
 
-fn simulate(entry: &Vector3<f64>, steps: &[InsertionStep], k: &Vector2<f64>) -> Vec<Frame> {
+fn simulate(entry: &Vector3<f64>, steps: &[InsertionStep], theta: &Vector6<f64>) -> Vec<Frame> {
     let mut out: Vec<Frame> = Vec::with_capacity(steps.len());
     let mut frame = Frame {
         p: *entry,
@@ -116,8 +170,11 @@ fn simulate(entry: &Vector3<f64>, steps: &[InsertionStep], k: &Vector2<f64>) -> 
     for step in steps {
         match last {
             None => {
-                frame.h = step.holder * Vector3::z();
-                frame.kv = step.holder * Vector3::new(k.x, k.y, 0.0);
+                // The rotation vector (−ty, tx, 0) takes +z to ≈ (tx, ty, 1).
+                let tilt = UnitQuaternion::from_scaled_axis(step.holder * Vector3::new(-theta[3], theta[2], 0.0));
+                frame.p = entry + step.holder * Vector3::new(theta[4], theta[5], 0.0);
+                frame.h = tilt * (step.holder * Vector3::z());
+                frame.kv = tilt * (step.holder * Vector3::new(theta[0], theta[1], 0.0));
             }
             Some(q) => {
                 let turn = step.holder * q.inverse();
@@ -162,51 +219,78 @@ pub fn plan_correction(input: &CorrectionInput<'_>) -> Result<Correction, Needle
         .filter_map(|(i, s)| s.observed_tip.map(|o| (i, o.coords.coords)))
         .collect();
 
-    // Gauss–Newton on k (2 parameters), numeric Jacobian; rows: observations / σ_tip, then k / σ_κ.
-    let residuals = |k: &Vector2<f64>| -> Vec<f64> {
-        let frames = simulate(&entry, steps, k);
-        let mut r: Vec<f64> = Vec::with_capacity(observations.len() * 3 + 2);
-        for (i, o) in &observations {
-            let d = (frames[*i].p - o) / input.tip_sigma;
-            r.extend_from_slice(&[d.x, d.y, d.z]);
+    let depth_after: Vec<f64> = steps
+        .iter()
+        .scan(0.0, |depth, s| {
+            *depth += s.length;
+            Some(*depth)
+        })
+        .collect();
+    let prior = Vector6::new(
+        input.curvature_prior,
+        input.curvature_prior,
+        input.axis_prior.tilt,
+        input.axis_prior.tilt,
+        input.axis_prior.offset,
+        input.axis_prior.offset,
+    );
+
+    // Gauss–Newton on θ = (k, t, o) (6 parameters), numeric Jacobian; rows: observed tips / σ_tip, observed shafts /
+    // σ_shaft, then θ / prior.
+    let residuals = |theta: &Vector6<f64>| -> Vec<f64> {
+        let frames = simulate(&entry, steps, theta);
+        let mut r: Vec<f64> = Vec::with_capacity(steps.len() * 6 + 6);
+        for (i, step) in steps.iter().enumerate() {
+            let f = &frames[i];
+            if let Some(o) = step.observed_tip {
+                let d = (f.p - o.coords.coords) / input.tip_sigma;
+                r.extend_from_slice(&[d.x, d.y, d.z]);
+            }
+            if let Some(shaft) = step.observed_shaft {
+                let half = f.kv.norm() * shaft.length.min(depth_after[i]) / 2.0;
+                let n = f.kv.try_normalize(1e-15).unwrap_or_else(Vector3::zeros);
+                let chord = f.h * half.cos() - n * half.sin();
+                let d = (chord - shaft.direction.into_inner()) / shaft.sigma;
+                r.extend_from_slice(&[d.x, d.y, d.z]);
+            }
         }
-        r.push(k.x / input.curvature_prior);
-        r.push(k.y / input.curvature_prior);
+        r.extend(theta.component_div(&prior).iter());
         r
     };
-    let mut k = Vector2::zeros();
+    let eps = prior * 1e-4;
+    let mut theta = Vector6::zeros();
     for _ in 0..20 {
-        let r0 = residuals(&k);
-        let eps = 1e-4;
-        let cols: Vec<Vec<f64>> = (0..2)
+        let r0 = residuals(&theta);
+        let cols: Vec<Vec<f64>> = (0..6)
             .map(|j| {
-                let mut kp = k;
-                let mut km = k;
-                kp[j] += eps;
-                km[j] -= eps;
-                residuals(&kp)
+                let mut tp = theta;
+                let mut tm = theta;
+                tp[j] += eps[j];
+                tm[j] -= eps[j];
+                residuals(&tp)
                     .iter()
-                    .zip(residuals(&km))
-                    .map(|(a, b)| (a - b) / (2.0 * eps))
+                    .zip(residuals(&tm))
+                    .map(|(a, b)| (a - b) / (2.0 * eps[j]))
                     .collect()
             })
             .collect();
-        let mut jtj = Matrix2::zeros();
-        let mut jtr = Vector2::zeros();
+        let mut jtj = nalgebra::Matrix6::zeros();
+        let mut jtr = Vector6::zeros();
         for row in 0..r0.len() {
-            let g = Vector2::new(cols[0][row], cols[1][row]);
+            let g = Vector6::from_fn(|j, _| cols[j][row]);
             jtj += g * g.transpose();
             jtr += g * r0[row];
         }
         let Some(delta) = jtj.try_inverse().map(|inv| -(inv * jtr)) else {
-            return Err(NeedleError::Fit("curvature fit is singular".into()));
+            return Err(NeedleError::Fit("curvature and axis fit is singular".into()));
         };
-        k += delta;
-        if delta.norm() < 1e-10 {
+        theta += delta;
+        if delta.component_div(&prior).norm() < 1e-9 {
             break;
         }
     }
-    let frames = simulate(&entry, steps, &k);
+    let k = Vector2::new(theta[0], theta[1]);
+    let frames = simulate(&entry, steps, &theta);
     let fit_rms = (observations
         .iter()
         .map(|(i, o)| (frames[*i].p - o).norm_squared())
@@ -271,6 +355,8 @@ pub fn plan_correction(input: &CorrectionInput<'_>) -> Result<Correction, Needle
     Ok(Correction {
         curvature: kappa,
         curvature_holder: k,
+        axis_tilt: Vector2::new(theta[2], theta[3]),
+        entry_offset: Vector2::new(theta[4], theta[5]),
         tip: Point::new(Point3::from(p)),
         tip_heading: Unit::new_normalize(h),
         guide_direction,
@@ -293,6 +379,8 @@ fn validate(input: &CorrectionInput<'_>) -> Result<(), NeedleError> {
     for (name, value) in [
         ("curvature_prior", input.curvature_prior),
         ("tip_sigma", input.tip_sigma),
+        ("axis_prior.tilt", input.axis_prior.tilt),
+        ("axis_prior.offset", input.axis_prior.offset),
     ] {
         if !(value.is_finite() && value > 0.0) {
             return Err(NeedleError::InvalidParameter { name, value });
@@ -308,6 +396,18 @@ fn validate(input: &CorrectionInput<'_>) -> Result<(), NeedleError> {
         if !step.holder.coords.iter().all(|c| c.is_finite()) {
             return Err(NeedleError::InvalidParameter {
                 name: "holder orientation",
+                value: f64::NAN,
+            });
+        }
+        if step.observed_shaft.is_some_and(|o| {
+            !(o.direction.iter().all(|c| c.is_finite())
+                && o.length.is_finite()
+                && o.length > 0.0
+                && o.sigma.is_finite()
+                && o.sigma > 0.0)
+        }) {
+            return Err(NeedleError::InvalidParameter {
+                name: "observed shaft",
                 value: f64::NAN,
             });
         }

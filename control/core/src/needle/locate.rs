@@ -115,6 +115,8 @@ pub struct NeedleObservation {
     pub tip: Point<Ct>,
     /// Direction of the shaft over the last `fit_length` before the tip, pointing towards the tip.
     pub direction: Unit<Vector3<f64>>,
+    /// Length of shaft behind the tip that `direction` was fitted over (the fit length used), m.
+    pub shaft_length: f64,
     /// A point of that shaft line (its weighted centroid).
     pub axis_point: Point<Ct>,
     /// Tip's distance from the expected axis, m.
@@ -313,6 +315,7 @@ pub fn find_needle(volume: &CtVolume, search: &NeedleSearch) -> Result<NeedleObs
     Ok(NeedleObservation {
         tip: Point::new(Point3::from(tip)),
         direction: axis,
+        shaft_length: fit_length.min(visible),
         axis_point: Point::new(Point3::from(origin)),
         lateral_offset: (offset - u.into_inner() * offset.dot(&u)).norm(),
         depth_along_axis: offset.dot(&u),

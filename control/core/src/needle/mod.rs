@@ -2,8 +2,9 @@
 //!
 //! After each insertion step the scanner takes a check scan. [`find_needle`] finds the metal near the axis the robot
 //! believes the needle is on (its forward kinematics through the registration), fits the shaft and measures the tip
-//! with sub-voxel accuracy. [`plan_correction`] fits the needle's curvature to the tips seen so far and re-aims the guide
-//! about the entry point so that the bevel's arc ends on the target.
+//! with sub-voxel accuracy. [`plan_correction`] fits the needle's curvature and the rigid error of its axis (tilt and
+//! offset at the entry) to the tips and shafts seen so far and re-aims the guide about the entry point so that the
+//! bevel's arc ends on the target.
 //!
 //! ```text
 //! CtVolume + NeedleSearch ─find_needle→ NeedleObservation ─┐
@@ -14,7 +15,7 @@
 pub mod correction;
 pub mod locate;
 
-pub use correction::{plan_correction, Correction, CorrectionInput, InsertionStep};
+pub use correction::{plan_correction, AxisPrior, Correction, CorrectionInput, InsertionStep, ObservedShaft};
 pub use locate::{find_needle, NeedleObservation, NeedleSearch};
 
 /// Everything that can go wrong finding the needle or planning the correction.

@@ -14,9 +14,11 @@
 //! An [`InsertionPlan`] can only come from [`Planner::plan`] (its fields are private), and planning demands a
 //! [`GatedRegistration`]: holding a plan proves the registration passed its gate and the target is reachable.
 
+mod bounds;
 mod replan;
 mod steps;
 
+pub use bounds::{DepthLimit, CORRECTION_DEPTH_MARGIN, MAX_TARGET_DRIFT};
 pub use replan::Replan;
 pub use steps::InsertionStep;
 
@@ -108,6 +110,29 @@ pub enum PlanningError {
     /// At the retracted insertion the tip would stick out beyond the needle-guide tip.
     #[error("the retracted needle tip sticks out {0:.3} mm beyond the needle-guide tip; aligning would drag it through the skin")]
     RetractedTipProtrudes(f64),
+    /// A correction would take the tip deeper than the procedure's planned depth plus the correction margin.
+    #[error(
+        "correction to {depth_mm:.3} mm deep exceeds the planned depth {planned_mm:.3} mm + {margin_mm:.3} mm margin; \
+         the procedure holds: retract and plan again on a new scan, or continue on the current plan"
+    )]
+    DeeperThanPlanned {
+        /// Tip depth the correction asks for, mm.
+        depth_mm: f64,
+        /// The procedure's planned tip depth, mm.
+        planned_mm: f64,
+        /// Margin allowed beyond it, mm.
+        margin_mm: f64,
+    },
+    /// The target found again in a check scan lies too far from the planned target to be taken as the same lesion.
+    #[error(
+        "target found {drift_mm:.3} mm from the planned target, more than {max_mm:.3} mm; not taken as the target"
+    )]
+    TargetDrifted {
+        /// Distance from the planned target, mm.
+        drift_mm: f64,
+        /// Largest accepted, mm.
+        max_mm: f64,
+    },
     /// A re-plan asks for a depth the needle has already passed.
     #[error("needle is already {current_mm:.3} mm deep, beyond the re-planned depth {goal_mm:.3} mm; retract first")]
     AlreadyPast {
@@ -276,7 +301,11 @@ impl Planner {
         let depth = entry_r.distance(&target_r);
         self.check_depth(depth)?;
         let tre = registration.registration().predicted_tre(&target, registration.fle());
-        if tre.is_nan() || tre > gate.max_predicted_tre {
+        // A NaN TRE or a NaN limit refuses (fails closed): only a comparable TRE at or below the limit passes.
+        if !matches!(
+            tre.partial_cmp(&gate.max_predicted_tre),
+            Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+        ) {
             return Err(PlanningError::PredictedTreTooHigh {
                 tre_mm: tre * 1e3,
                 max_mm: gate.max_predicted_tre * 1e3,

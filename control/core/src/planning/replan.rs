@@ -6,7 +6,7 @@
 
 use nalgebra::{Unit, Vector3};
 
-use super::{InsertionStep, Planner, PlanningError};
+use super::{DepthLimit, InsertionStep, Planner, PlanningError};
 use crate::frames::{Point, RobotBase};
 use crate::kinematics::{Joint, JointPositions, NeedleRequest};
 
@@ -60,14 +60,17 @@ impl Planner {
     /// Joint goals for a corrected needle `direction` (robot base; any length) through `entry` (robot base) reaching a
     /// total tip depth `depth` (m) below the entry, with the insertion joint held at `current_insertion` (m) while
     /// yaw/pitch turn. The remaining steps follow the planner's step length and stop-short margin (the margin is
-    /// skipped when the needle is already within it). Refuses a depth outside the usable range, a needle already past
-    /// the new depth, and anything the kinematics cannot reach (with its numbers).
+    /// skipped when the needle is already within it). Refuses a depth beyond the procedure's `limit` (its planned depth
+    /// plus margin, from [`InsertionPlan::correction_limit`](super::InsertionPlan::correction_limit)), a depth outside
+    /// the usable range, a needle already past the new depth, and anything the kinematics cannot reach (with its
+    /// numbers).
     pub fn replan_from_direction(
         &self,
         entry: Point<RobotBase>,
         direction: Vector3<f64>,
         depth: f64,
         current_insertion: f64,
+        limit: DepthLimit,
     ) -> Result<Replan, PlanningError> {
         if !entry.is_finite() {
             return Err(PlanningError::NonFinite("entry"));
@@ -84,6 +87,7 @@ impl Planner {
         }
         let direction = Unit::new_normalize(direction);
         self.check_depth(depth)?;
+        limit.check(depth)?;
         let target = Point::new(entry.coords + direction.into_inner() * depth);
         let at_target = self
             .model

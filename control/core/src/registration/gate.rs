@@ -150,6 +150,10 @@ pub fn register_volume_seeded(
 /// Why the gate refused a registration.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum Refusal {
+    /// The gate itself is misconfigured (a limit NaN, infinite or negative): it refuses everything rather than pass
+    /// registrations against a limit that compares false.
+    #[error("registration gate misconfigured: {0}")]
+    InvalidGate(GateError),
     /// Too few spheres matched.
     #[error("{found} fiducials matched, at least {min} required (missing model spheres {missing:?})")]
     TooFewFiducials {
@@ -194,7 +198,24 @@ pub enum Refusal {
     },
 }
 
-/// Acceptance thresholds (metres). Configured per robot, range-checked by the caller's config loader.
+/// A gate limit that is not a usable number.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum GateError {
+    /// A length limit is NaN, infinite, negative or zero (a zero limit passes nothing: a configuration error too).
+    #[error("{name} = {value_mm} mm; it must be finite and > 0")]
+    BadLimit {
+        /// The limit's field name.
+        name: &'static str,
+        /// Its value, mm.
+        value_mm: f64,
+    },
+    /// Fewer than 3 fiducials cannot determine a rigid transform.
+    #[error("min_fiducials = {0}; at least 3 are needed for a rigid registration")]
+    TooFewFiducials(usize),
+}
+
+/// Acceptance thresholds (metres). Build it with [`QualityGate::new`] (range-checked); a gate built field by field is
+/// checked again by [`QualityGate::check`], which refuses everything if a limit is unusable.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QualityGate {
     /// Minimum number of matched spheres.
@@ -249,10 +270,57 @@ impl GatedRegistration {
     }
 }
 
+/// `value ≤ limit`, false when either is NaN: every gate comparison fails closed.
+fn within(value: f64, limit: f64) -> bool {
+    value <= limit
+}
+
 impl QualityGate {
+    /// A gate from its limits (metres), each checked finite and > 0, and `min_fiducials` ≥ 3.
+    pub fn new(
+        min_fiducials: usize,
+        max_fre_rms: f64,
+        max_fiducial_residual: f64,
+        max_predicted_tre: f64,
+        nominal_fle: f64,
+    ) -> Result<Self, GateError> {
+        let gate = Self {
+            min_fiducials,
+            max_fre_rms,
+            max_fiducial_residual,
+            max_predicted_tre,
+            nominal_fle,
+        };
+        gate.validate()?;
+        Ok(gate)
+    }
+
+    /// Checks every limit: finite and > 0 (metres), `min_fiducials` ≥ 3.
+    pub fn validate(&self) -> Result<(), GateError> {
+        if self.min_fiducials < 3 {
+            return Err(GateError::TooFewFiducials(self.min_fiducials));
+        }
+        for (name, v) in [
+            ("max_fre_rms", self.max_fre_rms),
+            ("max_fiducial_residual", self.max_fiducial_residual),
+            ("max_predicted_tre", self.max_predicted_tre),
+            ("nominal_fle", self.nominal_fle),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(GateError::BadLimit {
+                    name,
+                    value_mm: v * 1e3,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a registration against the thresholds, predicting TRE at each target (the planned target(s), or the
-    /// region of interest if none is planned yet). The first failed check is reported.
+    /// region of interest if none is planned yet). The first failed check is reported. A gate whose limits do not
+    /// [`validate`](Self::validate) refuses every registration, and a NaN FRE, residual or TRE fails its check.
     pub fn check(&self, registration: Registration, targets: &[Point<Ct>]) -> Result<GatedRegistration, Refusal> {
+        self.validate().map_err(Refusal::InvalidGate)?;
         let found = registration.fits.len();
         if found < self.min_fiducials.max(3) {
             return Err(Refusal::TooFewFiducials {
@@ -261,7 +329,7 @@ impl QualityGate {
                 missing: registration.missing.clone(),
             });
         }
-        if registration.fre_rms.is_nan() || registration.fre_rms > self.max_fre_rms {
+        if !within(registration.fre_rms, self.max_fre_rms) {
             return Err(Refusal::FreTooHigh {
                 fre_mm: registration.fre_rms * 1e3,
                 max_mm: self.max_fre_rms * 1e3,
@@ -270,7 +338,7 @@ impl QualityGate {
         if let Some(f) = registration
             .fits
             .iter()
-            .find(|f| f.residual.is_nan() || f.residual > self.max_fiducial_residual)
+            .find(|f| !within(f.residual, self.max_fiducial_residual))
         {
             return Err(Refusal::FiducialResidualTooHigh {
                 index: f.model_index,
@@ -281,9 +349,14 @@ impl QualityGate {
         let fle = registration.fle_from_fre().unwrap_or(0.0).max(self.nominal_fle);
         let mut worst = 0.0_f64;
         for t in targets {
-            let tre = registration.predicted_tre(t, fle);
+            // A non-finite target has no TRE (the prediction's `max(0.0)` would swallow its NaN): it refuses.
+            let tre = if t.is_finite() {
+                registration.predicted_tre(t, fle)
+            } else {
+                f64::NAN
+            };
             // NaN (a degenerate configuration) must refuse too.
-            if tre.is_nan() || tre > self.max_predicted_tre {
+            if !within(tre, self.max_predicted_tre) {
                 return Err(Refusal::PredictedTreTooHigh {
                     tre_mm: tre * 1e3,
                     max_mm: self.max_predicted_tre * 1e3,

@@ -102,7 +102,7 @@ pub fn replan(after_step: Option<usize>) -> Replan {
     let axis = nalgebra::Unit::new_normalize(plan.direction().cross(&Vector3::z()));
     let dir = UnitQuaternion::from_axis_angle(&axis, 1.5f64.to_radians()) * plan.direction().into_inner();
     planner(PlanningParams::default())
-        .replan_from_direction(plan.entry(), dir, plan.depth(), current)
+        .replan_from_direction(plan.entry(), dir, plan.depth(), current, plan.correction_limit())
         .unwrap()
 }
 

@@ -207,12 +207,15 @@ impl Actor {
             t_robot_ct: registration.t_robot_ct(),
             entry_ct: plan.entry_ct(),
             target_ct: self.target_seen.unwrap_or_else(|| plan.target_ct()),
+            plan: plan.clone(),
             lesion: self.s.lesion,
             q: self.motion.status().borrow().actual,
             expected_tip: self.expected_tip.take().unwrap_or(planned_tip),
             last_step: step + 1 >= self.machine.planned_steps(),
             steps: self.performed.clone(),
             curvature_prior: self.s.curvature_prior,
+            axis_prior: self.s.axis_prior,
+            needle: self.s.needle,
             done_within: self.s.done_within,
             min_correction_depth: self.s.min_correction_depth,
         };
@@ -413,6 +416,7 @@ impl Actor {
                             holder: state.tip_orientation,
                             length: (q.insertion() - before).max(0.0),
                             observed_tip: None,
+                            observed_shaft: None,
                         });
                         self.say(format!(
                             "step {} (of {} planned) inserted to {:.1} mm",
@@ -445,6 +449,7 @@ impl Actor {
             Done::Checked(_, Ok((dir, result))) => {
                 if let Some(last) = self.performed.last_mut() {
                     last.observed_tip = Some(result.tip_ct);
+                    last.observed_shaft = result.shaft;
                 }
                 let n = self.performed.len();
                 self.publish_check(n, &dir, &result);

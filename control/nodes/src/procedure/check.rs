@@ -6,8 +6,10 @@ use std::path::Path;
 use acus_control::frames::{Ct, Point, RobotBase, Transform};
 use acus_control::kinematics::JointPositions;
 use acus_control::lesion::{find_lesion, LesionSearch};
-use acus_control::needle::{find_needle, plan_correction, CorrectionInput, InsertionStep, NeedleSearch};
-use acus_control::planning::{Planner, Replan};
+use acus_control::needle::{
+    find_needle, plan_correction, AxisPrior, CorrectionInput, InsertionStep, NeedleSearch, ObservedShaft,
+};
+use acus_control::planning::{InsertionPlan, Planner, Replan};
 use nalgebra::UnitQuaternion;
 
 /// One insertion step as performed, in the robot frame (mapped to CT when the correction is worked out).
@@ -19,6 +21,8 @@ pub struct PerformedStep {
     pub length: f64,
     /// Tip found after the step, CT.
     pub observed_tip: Option<Point<Ct>>,
+    /// Shaft direction seen with that tip, CT.
+    pub observed_shaft: Option<ObservedShaft>,
 }
 
 /// What a check scan showed and what to do next.
@@ -28,7 +32,10 @@ pub struct CheckResult {
     pub tip_ct: Point<Ct>,
     /// Tip found, robot base.
     pub tip_robot: Point<RobotBase>,
-    /// The target as found again in this scan (the tissue moves it), CT; the previous estimate if it was not found.
+    /// Shaft direction behind the tip as the correction uses it (none when it stopped before the correction), CT.
+    pub shaft: Option<ObservedShaft>,
+    /// The target as found again in this scan (the tissue moves it), CT; the previous estimate if it was not found, or
+    /// was found farther than `MAX_TARGET_DRIFT` from the planned target.
     pub target_ct: Point<Ct>,
     /// Why the target was not found again, if it was not.
     pub target_not_found: Option<String>,
@@ -59,6 +66,9 @@ pub struct CheckInput {
     pub entry_ct: Point<Ct>,
     /// The latest estimate of the target, CT (planned, then as found on the last check scan).
     pub target_ct: Point<Ct>,
+    /// The procedure's plan: every correction stays within its depth + margin, and a target found again is accepted
+    /// only near its target (so neither can drift from one check scan to the next).
+    pub plan: InsertionPlan,
     /// The lesion to find again: radius (m) and contrast to the surrounding tissue (HU); none to aim at `target_ct`.
     pub lesion: Option<(f64, f64)>,
     /// Joint positions during the check scan.
@@ -71,6 +81,10 @@ pub struct CheckInput {
     pub steps: Vec<PerformedStep>,
     /// Prior on the curvature, 1/m.
     pub curvature_prior: f64,
+    /// Prior on the rigid error of the needle axis (the robot's pointing accuracy after registration).
+    pub axis_prior: AxisPrior,
+    /// The needle's datasheet values.
+    pub needle: super::NeedleSpec,
     /// Stop correcting when the tip is this close to the target, m.
     pub done_within: f64,
     /// Below this remaining depth (m) the needle is not re-aimed, only advanced along its own axis.
@@ -83,12 +97,19 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, String> {
     let t_ct_robot = input.t_robot_ct.inverse();
     let state = input.planner.model().forward(&input.q);
     let direction_ct = nalgebra::Unit::new_normalize(t_ct_robot.apply_vector(&state.direction));
-    let search = NeedleSearch::new(t_ct_robot.apply(&state.rcm), direction_ct);
+    let rcm_ct = t_ct_robot.apply(&state.rcm);
+    let mut search = NeedleSearch::new(rcm_ct, search_direction(&rcm_ct, &direction_ct, &input.expected_tip));
+    search.needle_radius = input.needle.radius;
+    search.tip_offset = input.needle.radius / 3.0;
+    search.needle_hu = input.needle.hu;
     let seen = find_needle(&volume, &search).map_err(|e| format!("check scan: {e}"))?;
     let tip_robot = input.t_robot_ct.apply(&seen.tip);
     let (target_ct, target_not_found) = match input.lesion {
         Some((radius, contrast)) => match find_lesion(&volume, &LesionSearch::new(input.target_ct, radius, contrast)) {
-            Ok(found) => (found.center, None),
+            Ok(found) => match input.plan.bounded_target(&found.center) {
+                Ok(center) => (center, None),
+                Err(e) => (input.target_ct, Some(e.to_string())),
+            },
             Err(e) => (input.target_ct, Some(e.to_string())),
         },
         None => (input.target_ct, None),
@@ -102,6 +123,7 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, String> {
     let mut result = CheckResult {
         tip_ct: seen.tip,
         tip_robot,
+        shaft: None,
         target_ct,
         target_not_found,
         tip_error,
@@ -124,17 +146,29 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, String> {
             holder: r_ct_robot * s.holder,
             length: s.length,
             observed_tip: s.observed_tip,
+            observed_shaft: s.observed_shaft,
         })
         .collect();
+    let tip_sigma = seen.tip_sigma.max(0.1e-3);
+    // The line fit's direction: lateral uncertainty `tip_sigma` over its baseline (the finder's shaft direction is good
+    // to ≈ 0.3° RMS on 1 mm slices, sim/needle/tests/check_scan.rs).
+    let shaft = ObservedShaft {
+        direction: seen.direction,
+        length: seen.shaft_length,
+        sigma: tip_sigma / seen.shaft_length.max(5e-3),
+    };
+    result.shaft = Some(shaft);
     if let Some(last) = steps.last_mut() {
         last.observed_tip = Some(seen.tip);
+        last.observed_shaft = Some(shaft);
     }
     let correction = plan_correction(&CorrectionInput {
         entry: input.entry_ct,
         target: target_ct,
         steps: &steps,
         curvature_prior: input.curvature_prior,
-        tip_sigma: seen.tip_sigma.max(0.1e-3),
+        tip_sigma,
+        axis_prior: input.axis_prior,
     });
     let entry_robot = input.t_robot_ct.apply(&input.entry_ct);
     let insertion = input.q.insertion();
@@ -150,10 +184,13 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, String> {
                 ));
                 return Ok(result);
             }
-            let straight =
-                input
-                    .planner
-                    .replan_from_direction(entry_robot, *state.direction, insertion + along, insertion);
+            let straight = input.planner.replan_from_direction(
+                entry_robot,
+                *state.direction,
+                insertion + along,
+                insertion,
+                input.plan.correction_limit(),
+            );
             match straight {
                 Ok(replan) => {
                     result.next_expected_tip = Some(Point::new(seen.tip.coords + seen.direction.into_inner() * along));
@@ -175,6 +212,7 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, String> {
                 direction_robot,
                 insertion + c.remaining_depth,
                 insertion,
+                input.plan.correction_limit(),
             ) {
                 Ok(replan) => {
                     result.next_expected_tip = replan.steps().first().map(|step| c.tip_after(step.length));
@@ -186,4 +224,46 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, String> {
         Err(e) => result.no_correction = Some(format!("correction refused: {e}")),
     }
     Ok(result)
+}
+
+/// Where to look for the needle: along the line from the entry to the tip expected now. After a pivot with the needle
+/// inserted the shaft stays where the tissue holds it and only the new part follows the guide, so the needle lies near
+/// that line, not on the new guide axis; before any pivot the two coincide. Falls back to the guide axis when the
+/// expected tip is too close to the entry or more than 15° off the guide (no sensible line).
+fn search_direction(
+    rcm: &Point<Ct>,
+    guide: &nalgebra::Unit<nalgebra::Vector3<f64>>,
+    expected_tip: &Point<Ct>,
+) -> nalgebra::Unit<nalgebra::Vector3<f64>> {
+    match nalgebra::Unit::try_new(expected_tip.coords - rcm.coords, 1e-9) {
+        Some(d) if (expected_tip.coords - rcm.coords).norm() > 5e-3 && d.dot(guide) > 15f64.to_radians().cos() => d,
+        _ => *guide,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_search_follows_the_expected_tip_after_a_pivot() {
+        let rcm = Point::<Ct>::xyz(0.0, 0.0, 0.0);
+        let guide = nalgebra::Unit::new_normalize(nalgebra::Vector3::new(0.0, 0.0, 1.0));
+        // The needle went 30 mm along +z, the guide then pivoted 5° towards +x and it went 30 mm on: the tip lies 2.6 mm
+        // off the first axis and the old shaft up to 2.6 mm off the new one, but both within 1.3 mm of entry → tip.
+        let (s, c) = 5f64.to_radians().sin_cos();
+        let tip = Point::<Ct>::xyz(0.03 * s, 0.0, 0.03 + 0.03 * c);
+        let pivoted = nalgebra::Unit::new_normalize(nalgebra::Vector3::new(s, 0.0, c));
+        let d = search_direction(&rcm, &pivoted, &tip);
+        assert!((d.into_inner() - (tip.coords - rcm.coords).normalize()).norm() < 1e-12);
+        let off = |axis: &nalgebra::Unit<nalgebra::Vector3<f64>>, p: nalgebra::Vector3<f64>| {
+            (p - axis.into_inner() * p.dot(axis)).norm()
+        };
+        let old_tip = nalgebra::Vector3::new(0.0, 0.0, 0.03);
+        assert!(off(&d, old_tip) < 1.4e-3 && off(&pivoted, old_tip) > 2.5e-3);
+        // Nonsense expectations fall back to the guide.
+        let fallback = |p: Point<Ct>| (search_direction(&rcm, &guide, &p).into_inner() - guide.into_inner()).norm();
+        assert!(fallback(Point::xyz(0.0, 0.0, 0.002)) < 1e-12);
+        assert!(fallback(Point::xyz(0.05, 0.0, 0.05)) < 1e-12);
+    }
 }

@@ -72,6 +72,9 @@ pub struct ProcedureSettings {
     pub insertion_speed: f64,
     /// Prior on the needle's curvature for the correction, 1/m.
     pub curvature_prior: f64,
+    /// Prior on the rigid error of the needle axis for the correction: the robot's pointing accuracy after registration,
+    /// as the controller assumes it.
+    pub axis_prior: acus_control::needle::AxisPrior,
     /// No correction when the tip is this close to the target, m.
     pub done_within: f64,
     /// Below this remaining depth (m) the needle is not re-aimed (a pivot would sweep the inserted needle through the
@@ -80,6 +83,17 @@ pub struct ProcedureSettings {
     /// The lesion to find again on each check scan: radius (m) and contrast to the surrounding tissue (HU), as read off
     /// the planning scan; none to keep aiming at the planned target.
     pub lesion: Option<(f64, f64)>,
+    /// The needle as its datasheet gives it, for the finder on each check scan.
+    pub needle: NeedleSpec,
+}
+
+/// The needle's datasheet values the check-scan finder looks for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NeedleSpec {
+    /// Shaft radius (half the outer diameter), m.
+    pub radius: f64,
+    /// Attenuation of its metal as the scanner reports it, HU.
+    pub hu: f64,
 }
 
 /// Operator requests.
@@ -210,7 +224,13 @@ pub fn start(
                     true
                 }
                 Ok(Some(_)) => last_press.is_some_and(|t| t.elapsed() < ESTOP_HEARTBEAT_TIMEOUT),
-                Ok(None) => return,
+                Ok(None) => {
+                    // The subscription is gone: nothing can release the stop any more, so it stays pressed.
+                    tracing::error!("the /estop subscription ended: emergency stop held");
+                    let _ = estop_motion.emergency_stop(true).await;
+                    let _ = estop_tx.send(Input::EStop(true)).await;
+                    return;
+                }
                 Err(_) if pressed => continue,
                 Err(_) => {
                     tracing::error!(

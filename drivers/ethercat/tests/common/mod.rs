@@ -13,7 +13,7 @@ use acus_ethercat::cycle::Status;
 use acus_ethercat::ethercrab_bus::{pdu_storage, BusTiming, EthercrabBus};
 use acus_ethercat::runner::{Controller, Disabled};
 use acus_sim_ecat::inproc::InProcessLink;
-use acus_sim_ecat::{DriveParams, Network};
+use acus_sim_ecat::{Clock, DriveParams, Network};
 
 /// Tests in one binary share 2 CPU cores with a 1 kHz loop each: run them one at a time.
 pub static SERIAL: Mutex<()> = Mutex::new(());
@@ -26,13 +26,14 @@ pub fn config() -> DrivesConfig {
 /// Emulator parameters for an axis: URDF mass and limits, the motor a little faster than the
 /// joint limits the master plans with.
 pub fn sim_params(a: &AxisConfig, initial: f64) -> DriveParams {
+    let units = DriveParams::with_units(a.encoder_counts_per_rev, a.gear_ratio, a.lead_m_per_rev).unwrap();
     DriveParams {
-        counts_per_unit: a.counts_per_unit,
         mass: a.mass,
         max_velocity: a.max_velocity * 1.5,
         max_acceleration: a.max_acceleration * 2.0,
         rated_effort: a.max_effort,
         initial_position: initial,
+        ..units
     }
 }
 
@@ -43,25 +44,51 @@ pub struct Rig {
     pub initial_counts: Vec<i32>,
 }
 
+/// The positioner's drives emulated in process on the lockstep clock, the master in OP, the cycle thread on real time.
+/// The process-data wait is 50 ms, not the real-time 1.5 periods: these tests share 2 cores with builds, and the
+/// lockstep drives do not age while a frame is late; the 2-period detection is proven in `link_loss.rs`.
 pub fn start(initial: &[f64]) -> Rig {
+    start_with(
+        initial,
+        Clock::Lockstep,
+        BusTiming {
+            dc_static_sync_iterations: 200,
+            pdu_timeout: Duration::from_millis(50),
+            process_data_timeout: Duration::from_millis(50),
+            ..BusTiming::default()
+        },
+    )
+}
+
+/// [`start`] with the emulator's clock and the bus timing chosen.
+pub fn start_with(initial: &[f64], clock: Clock, timing: BusTiming) -> Rig {
     let cfg = config();
     let params: Vec<DriveParams> = cfg.axes.iter().zip(initial).map(|(a, q)| sim_params(a, *q)).collect();
     let (tx, rx, pdu_loop) = pdu_storage().unwrap();
-    let link = InProcessLink::spawn(Network::new(&params).unwrap(), tx, rx).unwrap();
-    let timing = BusTiming {
-        dc_static_sync_iterations: 200,
-        pdu_timeout: Duration::from_millis(50),
-        ..BusTiming::default()
-    };
+    let mut network = Network::new(&params).unwrap();
+    network.set_clock(clock);
+    let link = InProcessLink::spawn(network, tx, rx).unwrap();
     let bus = EthercrabBus::bring_up(pdu_loop, &cfg.axes, timing).unwrap();
     let initial_counts = bus.initial_positions[..cfg.axes.len()].to_vec();
-    let ctrl = Controller::spawn(bus, &cfg.axes, Duration::from_secs_f64(cfg.cycle_time_s)).unwrap();
+    let ctrl =
+        Controller::spawn_with(bus, &cfg.axes, Duration::from_secs_f64(cfg.cycle_time_s), relaxed(&cfg)).unwrap();
     Rig {
         link,
         ctrl: Some(ctrl),
         cfg,
         initial_counts,
     }
+}
+
+/// Runner settings for tests that are not about the watchdogs: a test thread on a shared 2-core machine is no
+/// supervisor with a 50 ms deadline, nor is the in-process emulator a drive that answers every slot; the command
+/// watchdog is 1 s and the overrun burst off here (their own tests, `watchdogs.rs`, use the defaults).
+pub fn relaxed(cfg: &DrivesConfig) -> acus_ethercat::runner::RunnerSettings {
+    let period = Duration::from_secs_f64(cfg.cycle_time_s);
+    let mut s = acus_ethercat::runner::RunnerSettings::new(period, acus_ethercat::runner::Pacing::RealTime);
+    s.safety.stale_command_cycles = 1000;
+    s.safety.overrun_burst = 0;
+    s
 }
 
 /// Poll the published status until `pred` holds; every status seen goes through `each`.
@@ -75,6 +102,8 @@ pub fn wait_for<S>(
     let t0 = Instant::now();
     let mut last_cycle = 0;
     loop {
+        // The waiting test is the supervisor: it keeps the command heartbeat alive.
+        ctrl.heartbeat();
         let s = ctrl.status();
         if s.cycle != last_cycle {
             last_cycle = s.cycle;

@@ -5,6 +5,7 @@
 use acus_ethercat::cia402::{DriveInputs, DriveOutputs, RX_LEN, TX_LEN};
 use acus_ethercat::config::{AxisConfig, MAX_AXES};
 use acus_ethercat::cycle::{BusHealth, Command, Cycle, Status};
+use acus_ethercat::safety::{SafetySample, MAX_SOURCES};
 use acus_sim_ecat::drive::{Drive, DriveParams};
 use acus_sim_ecat::od::{idx, ObjectDictionary};
 use acus_sim_ecat::sii::Identity;
@@ -16,6 +17,13 @@ pub struct PureRig {
     pub tx: [[u8; TX_LEN]; MAX_AXES],
     pub inputs: [DriveInputs; MAX_AXES],
     pub outputs: [DriveOutputs; MAX_AXES],
+    /// The safety sources and lateness handed to every step.
+    pub safety: SafetySample,
+    /// The rig plays the supervisor and bumps the command heartbeat every step, unless stalled.
+    pub stalled: bool,
+    /// Sources whose owner refreshes them every step (the others keep the counter the test sets).
+    pub live_sources: [bool; MAX_SOURCES],
+    heartbeat: u32,
     drives: Vec<(Drive, ObjectDictionary)>,
 }
 
@@ -36,14 +44,7 @@ impl PureRig {
                     idx::FOLLOWING_ERROR_WINDOW,
                     &a.following_error_window_counts().to_le_bytes(),
                 );
-                let p = DriveParams {
-                    counts_per_unit: a.counts_per_unit,
-                    mass: a.mass,
-                    max_velocity: a.max_velocity * 1.5,
-                    max_acceleration: a.max_acceleration * 2.0,
-                    rated_effort: a.max_effort,
-                    initial_position: 0.5 * (a.lower + a.upper),
-                };
+                let p: DriveParams = super::sim_params(a, 0.5 * (a.lower + a.upper));
                 (Drive::new(p), od)
             })
             .collect();
@@ -54,6 +55,10 @@ impl PureRig {
             tx: [[0; TX_LEN]; MAX_AXES],
             inputs: [DriveInputs::default(); MAX_AXES],
             outputs: [DriveOutputs::default(); MAX_AXES],
+            safety: SafetySample::default(),
+            stalled: false,
+            live_sources: [false; MAX_SOURCES],
+            heartbeat: 0,
             drives,
         };
         rig.drives_step(dt);
@@ -62,14 +67,39 @@ impl PureRig {
 
     /// The master's share of one period: decode inputs, step, encode outputs. No allocation.
     pub fn master_step(&mut self, bus: BusHealth, cmd: &Command) -> Status {
+        self.master_step_with(bus, cmd, |_| {})
+    }
+
+    /// As [`PureRig::master_step`], with `tamper` applied to the decoded inputs (a crafted frame).
+    pub fn master_step_with(
+        &mut self,
+        bus: BusHealth,
+        cmd: &Command,
+        tamper: impl FnOnce(&mut [DriveInputs]),
+    ) -> Status {
         for i in 0..self.n {
             if let Some(d) = DriveInputs::decode(&self.tx[i]) {
                 self.inputs[i] = d;
             }
         }
-        let s = *self
-            .cycle
-            .step(bus, &self.inputs[..self.n], cmd, &mut self.outputs[..self.n]);
+        tamper(&mut self.inputs[..self.n]);
+        if !self.stalled {
+            self.heartbeat = self.heartbeat.wrapping_add(1);
+        }
+        for (src, live) in self.safety.sources.iter_mut().zip(self.live_sources) {
+            if live {
+                src.counter = src.counter.wrapping_add(1);
+            }
+        }
+        let mut cmd = *cmd;
+        cmd.heartbeat = self.heartbeat;
+        let s = *self.cycle.step_with(
+            bus,
+            &self.inputs[..self.n],
+            &cmd,
+            &self.safety,
+            &mut self.outputs[..self.n],
+        );
         for i in 0..self.n {
             self.outputs[i].encode(&mut self.rx[i]);
         }
