@@ -25,6 +25,9 @@ fn emergency_stop_mid_move_latches_and_resumes_from_actual_after_reset() {
     let timing = BusTiming {
         dc_static_sync_iterations: 200,
         pdu_timeout: Duration::from_millis(50),
+        // The simulated clock's process-data wait (not the real-time 1.5 periods): the lockstep drives do not age
+        // while a frame is late, and this test shares 2 cores with the rest of the suite.
+        process_data_timeout: acus_ethercat::ethercrab_bus::SIMULATED_PD_TIMEOUT,
         ..BusTiming::default()
     };
     let acus_sim_twin::drives::InProcessDrives { link, bus } =
