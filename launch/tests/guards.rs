@@ -246,8 +246,10 @@ fn releasing_the_enable_mid_insertion_holds_and_waits_for_the_operator() {
                 );
             });
             let (answer, backing_out) = tokio::join!(step, largest_backing_out(sim, 500));
-            // The hold brakes along the insertion: the needle is never pulled back (4 encoder counts of tolerance).
-            assert!(backing_out < 20e-9, "the needle backed out {:.3} µm", backing_out * 1e6);
+            // The hold brakes along the insertion: the needle is never pulled back. Tolerance 0.5 µm: the emulated
+            // servo settles after braking by tens of nanometres (0.086 µm seen in a CI run); the old hold, which set a
+            // goal at the measured position and came back to it, pulled the needle back by 12 µm.
+            assert!(backing_out < 0.5e-6, "the needle backed out {:.3} µm", backing_out * 1e6);
             assert!(
                 !answer.success && answer.message.contains("enable (deadman) released"),
                 "{}",
