@@ -4,7 +4,7 @@ serving its ROS 2 interface instead of running the biopsy itself.
 
     ros2 launch launch/acus_sim.launch.py [config:=launch/config/sim.yaml] [seed:=1] [realtime:=false]
 
-Then drive it as the operator: publish /estop (std_msgs/Bool, false) at a steady rate, and call /procedure/scan,
+Then drive it as the operator: publish /estop/operator (std_msgs/Bool, false) and /deadman/operator (true) at 20 Hz, and call /procedure/scan,
 /registration/register, /enable (std_srvs/SetBool), /plan, /align, /insert_step (until the answer ends in
 "ready to confirm"), /confirm, /retract. Watch /joint_states, /needle/tip, /procedure/state and /diagnostics; RViz reads
 /robot_description.

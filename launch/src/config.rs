@@ -66,6 +66,21 @@ pub struct ControllerFile {
     /// TRE at the target ≤ 1 mm).
     #[serde(default)]
     pub registration_gate: Option<GateFile>,
+    /// Operator consoles, each with its own e-stop and deadman (`/estop/<name>`, `/deadman/<name>`); every one must be
+    /// heard. Default: one console, `operator`.
+    #[serde(default = "default_consoles")]
+    pub consoles: Vec<String>,
+    /// Longest silence of a console topic before it counts as pressed / released, s (wall clock).
+    #[serde(default = "default_console_deadline")]
+    pub console_deadline: f64,
+}
+
+fn default_consoles() -> Vec<String> {
+    vec!["operator".to_owned()]
+}
+
+fn default_console_deadline() -> f64 {
+    0.25
 }
 
 /// The needle's datasheet values the finder looks for.
@@ -287,6 +302,22 @@ fn check(f: &SimFile) -> Result<()> {
     positive("controller.planning.max_step [m]", c.planning.max_step, 0.2)?;
     positive("controller.motion.align_speed", c.motion.align_speed, 1.0)?;
     positive("controller.motion.insertion_speed", c.motion.insertion_speed, 1.0)?;
+    positive("controller.console_deadline [s]", c.console_deadline, 5.0)?;
+    if c.consoles.is_empty() || c.consoles.len() > 4 {
+        bail!("controller.consoles: {} consoles; give 1 to 4", c.consoles.len());
+    }
+    for (i, name) in c.consoles.iter().enumerate() {
+        let ros_name = name.chars().next().is_some_and(|ch| ch.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+        if !ros_name {
+            bail!("controller.consoles[{i}] = {name:?}: a console name is lowercase letters, digits and _");
+        }
+        if c.consoles[..i].contains(name) {
+            bail!("controller.consoles[{i}] = {name:?} is given twice");
+        }
+    }
     if !(c.planning.insertion_margin.is_finite() && c.planning.insertion_margin >= 0.0) {
         bail!(
             "controller.planning.insertion_margin = {} must be ≥ 0",

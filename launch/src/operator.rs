@@ -60,16 +60,23 @@ pub struct Operator {
     diagnostics: futures::channel::mpsc::Receiver<DiagnosticArray>,
     _spinner: acus_nodes::Spinner,
     heartbeat: tokio::task::JoinHandle<()>,
+    console: String,
     estop_held: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    deadman_held: std::sync::Arc<std::sync::atomic::AtomicU8>,
     /// Called with each answer as it arrives (progress display).
     pub on_answer: Box<dyn FnMut(&Answer) + Send>,
 }
 
 impl Operator {
-    /// Create the operator node; it publishes the e-stop state (released) at 20 Hz from now on, like an e-stop box, and
-    /// the entry and target (transient local).
+    /// Create the operator node of the console `operator` (the default configuration's one console).
     pub async fn start(ctx: &r2r::Context, entry: Point<Ct>, target: Point<Ct>) -> Result<Self> {
-        let mut node = r2r::Node::create(ctx.clone(), "acus_operator", "")?;
+        Self::start_console(ctx, "operator", entry, target).await
+    }
+
+    /// Create the operator node of console `console`; it publishes the console's e-stop (released) and deadman (released)
+    /// at 20 Hz from now on, like an e-stop box and a foot switch, and the entry and target (transient local).
+    pub async fn start_console(ctx: &r2r::Context, console: &str, entry: Point<Ct>, target: Point<Ct>) -> Result<Self> {
+        let mut node = r2r::Node::create(ctx.clone(), &format!("acus_console_{console}"), "")?;
         let mut clients = BTreeMap::new();
         for name in SERVICES {
             clients.insert(
@@ -78,7 +85,8 @@ impl Operator {
             );
         }
         let enable = node.create_client::<SetBool::Service>("/enable", QosProfile::services_default())?;
-        let estop = node.create_publisher::<Bool>("/estop", QosProfile::default())?;
+        let estop = node.create_publisher::<Bool>(&format!("/estop/{console}"), QosProfile::default())?;
+        let deadman = node.create_publisher::<Bool>(&format!("/deadman/{console}"), QosProfile::default())?;
         let latched = QosProfile::default().transient_local().keep_last(1);
         let entry_pub = node.create_publisher::<PointStamped>("/plan/entry", latched.clone())?;
         let target_pub = node.create_publisher::<PointStamped>("/plan/target", latched)?;
@@ -108,17 +116,17 @@ impl Operator {
         entry_pub.publish(&point(&entry))?;
         target_pub.publish(&point(&target))?;
         let estop_held = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(RELEASED));
-        let held = std::sync::Arc::clone(&estop_held);
+        let deadman_held = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(RELEASED));
+        let (held, foot) = (std::sync::Arc::clone(&estop_held), std::sync::Arc::clone(&deadman_held));
         let heartbeat = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(Duration::from_millis(50));
+            let mut ticker = tokio::time::interval(acus_nodes::procedure::CONSOLE_PERIOD);
             loop {
                 ticker.tick().await;
-                let state = held.load(std::sync::atomic::Ordering::Relaxed);
-                if state == SILENT {
-                    continue;
-                }
-                if estop.publish(&Bool { data: state == PRESSED }).is_err() {
-                    return;
+                for (level, publisher) in [(&held, &estop), (&foot, &deadman)] {
+                    let state = level.load(std::sync::atomic::Ordering::Relaxed);
+                    if state != SILENT && publisher.publish(&Bool { data: state == PRESSED }).is_err() {
+                        return;
+                    }
                 }
             }
         });
@@ -138,7 +146,9 @@ impl Operator {
             diagnostics: rx,
             _spinner: spinner,
             heartbeat,
+            console: console.to_owned(),
             estop_held,
+            deadman_held,
             on_answer: Box::new(|_| {}),
         })
     }
@@ -173,8 +183,25 @@ impl Operator {
         Ok(answer)
     }
 
-    /// Hold (true) or release the enable.
+    /// The deadman (foot switch) of this console, to release or silence from elsewhere.
+    pub fn deadman(&self) -> EStopButton {
+        EStopButton(std::sync::Arc::clone(&self.deadman_held))
+    }
+
+    /// Hold the deadman and power the drives (true), or release the deadman (false; the drives stay powered and hold
+    /// where the motion stopped).
     pub async fn set_enable(&mut self, held: bool, log: &mut BiopsyLog) -> Result<Answer> {
+        self.deadman().hold(held);
+        if !held {
+            let answer = Answer {
+                service: format!("/deadman/{}", self.console),
+                success: true,
+                message: "deadman released".into(),
+            };
+            (self.on_answer)(&answer);
+            log.answers.push(answer.clone());
+            return Ok(answer);
+        }
         let response = tokio::time::timeout(ANSWER_TIMEOUT, self.enable.request(&SetBool::Request { data: held })?)
             .await
             .map_err(|_| anyhow!("/enable did not answer within {} s", ANSWER_TIMEOUT.as_secs()))?
@@ -212,6 +239,10 @@ impl Operator {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         must(registered.ok_or_else(|| anyhow!("the registration never saw the planning scan {series}"))?)?;
+        // A console that came up after the cycle finds the stop its silence latched: the operator clears it once, here,
+        // as one presses reset at the start of a session (refused, and reported, if a cause persists).
+        // (If a cause persists the reset is refused and powering the drives below says why.)
+        self.call("/reset_fault", &mut log).await?;
         must(self.set_enable(true, &mut log).await?)?;
         must(self.call("/plan", &mut log).await?)?;
         must(self.call("/align", &mut log).await?)?;
@@ -243,7 +274,7 @@ impl Operator {
     }
 }
 
-/// The e-stop button of an [`Operator`]'s console.
+/// A button of an [`Operator`]'s console (its e-stop, or its deadman).
 #[derive(Clone)]
 pub struct EStopButton(std::sync::Arc<std::sync::atomic::AtomicU8>);
 
@@ -252,7 +283,7 @@ const PRESSED: u8 = 1;
 const SILENT: u8 = 2;
 
 impl EStopButton {
-    /// Press (true) or release; the console's next heartbeat (≤ 50 ms) carries it.
+    /// Press (true: e-stop pressed, deadman held) or release; the console's next heartbeat (≤ 50 ms) carries it.
     pub fn hold(&self, held: bool) {
         self.0.store(
             if held { PRESSED } else { RELEASED },
@@ -260,7 +291,7 @@ impl EStopButton {
         );
     }
 
-    /// Stop publishing the e-stop state (a cut cable, a crashed console).
+    /// Stop publishing its state (a cut cable, a crashed console).
     pub fn fall_silent(&self) {
         self.0.store(SILENT, std::sync::atomic::Ordering::Relaxed);
     }

@@ -75,7 +75,7 @@ pub fn serve(options: &SimOptions) -> Result<()> {
     };
     let sim = system::start(&config, &options.out.join("scans"), pacing, &options.drives)?;
     println!(
-        "acus sim: serving in world `{}` ({}; entry and target from {}; e-stop counts as pressed until /estop says otherwise); Ctrl-C stops",
+        "acus sim: serving in world `{}` ({}; entry and target from {}; each console: /estop/<name> and /deadman/<name> at ≥ 20 Hz, silence counts as pressed and released); Ctrl-C stops",
         config.world.name,
         config.world_path.display(),
         options.config.display()

@@ -13,6 +13,7 @@ use acus_control::registration::{FiducialModel, GatedRegistration, RegistrationE
 use acus_ethercat::config::DrivesConfig;
 use acus_ethercat::ethercrab_bus::{pdu_storage, spawn_nic_task, BusTiming, EthercrabBus};
 use acus_ethercat::runner::{Controller, Pacing};
+use acus_ethercat::safety::SourceKind;
 use acus_nodes::motion::Motion;
 use acus_nodes::procedure::{self, NeedleSpec, ProcedureSettings};
 use acus_nodes::registration::{self, RegistrationConfig};
@@ -93,8 +94,9 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
             (bus, Link::Nic(task))
         }
     };
-    let controller = Controller::spawn_paced(bus, &drives.axes, period, pacing).context("EtherCAT cycle")?;
-    let motion = Motion::start(controller, period)?;
+    let mut controller = Controller::spawn_paced(bus, &drives.axes, period, pacing).context("EtherCAT cycle")?;
+    let consoles = register_consoles(&mut controller, &controller_config.file, period, pacing)?;
+    let motion = Motion::start(controller, period).context("motion supervisor")?;
 
     // The world: the robot as built and the frame as manufactured, drawn from the seed against the design.
     let seed = config.file.seed;
@@ -148,7 +150,14 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
     )?);
 
     let settings = controller_settings(controller_config)?;
-    let procedure = procedure::start(&ctx, settings, motion.clone(), scanner.clone(), outcomes.clone())?;
+    let procedure = procedure::start(
+        &ctx,
+        settings,
+        motion.clone(),
+        scanner.clone(),
+        consoles,
+        outcomes.clone(),
+    )?;
     let mut nodes = vec![robot_state, registration, procedure];
     nodes.push(RunningNode::new_tasks(vec![follow]));
     Ok(SimSystem {
@@ -161,6 +170,43 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
         nodes,
         _link: link,
     })
+}
+
+/// How much faster than real time the simulated clock may run: a console's deadline on the drive clock is stretched by
+/// this much there, so that wall-clock heartbeats never read as silence (the procedure node judges the silence on the
+/// wall clock in both cases).
+const SIMULATED_SPEED_BOUND: f64 = 1000.0;
+
+/// Register each console's e-stop and deadman with the cycle. On the drive clock a source's deadline is twice the
+/// console's (the procedure node, on the wall clock, reacts first; the cycle catches the node itself falling silent).
+fn register_consoles(
+    controller: &mut Controller<acus_ethercat::runner::Disabled>,
+    file: &crate::config::ControllerFile,
+    period: Duration,
+    pacing: Pacing,
+) -> Result<Vec<procedure::Console>> {
+    let deadline = Duration::from_secs_f64(file.console_deadline);
+    let stretch = match pacing {
+        Pacing::RealTime => 1.0,
+        Pacing::Simulated => SIMULATED_SPEED_BOUND,
+    };
+    let cycles = (2.0 * deadline.as_secs_f64() / period.as_secs_f64() * stretch)
+        .ceil()
+        .min(f64::from(u32::MAX)) as u32;
+    file.consoles
+        .iter()
+        .map(|name| {
+            let estop = controller.register_source(SourceKind::EmergencyStop, &format!("/estop/{name}"), cycles)?;
+            let deadman = controller.register_source(SourceKind::Enable, &format!("/deadman/{name}"), cycles)?;
+            Ok(procedure::Console {
+                name: name.clone(),
+                estop,
+                deadman,
+                deadline,
+            })
+        })
+        .collect::<Result<_, acus_ethercat::Error>>()
+        .context("registering the consoles' safety inputs")
 }
 
 /// The procedure's settings, from the controller's configuration alone (the world cannot reach them: see

@@ -24,6 +24,25 @@ fn config() -> SimConfig {
     c
 }
 
+/// Two consoles, `operator` and `second`: every one must be heard, each refreshes only its own sources.
+fn two_consoles() -> SimConfig {
+    let mut c = config();
+    c.controller.file.consoles = vec!["operator".into(), "second".into()];
+    c
+}
+
+/// Start the console `second` with its deadman held, and clear the start-up stop of its silence before it came up.
+async fn second_console(sim: &SimSystem, op: &mut Operator, log: &mut BiopsyLog) -> Operator {
+    // It publishes the same plan points (they are latched topics: the last publisher's stand).
+    let c = config();
+    let second = Operator::start_console(&sim.ctx, "second", c.controller.entry, c.controller.target)
+        .await
+        .unwrap();
+    second.deadman().hold(true);
+    assert!(reset_once_released(op, log).await, "reset once both consoles are heard");
+    second
+}
+
 /// Run `body` against a started system and operator.
 fn with_system(config: SimConfig, body: impl AsyncFnOnce(&SimSystem, &mut Operator, &mut BiopsyLog)) {
     let out = tempfile::tempdir().unwrap();
@@ -61,10 +80,6 @@ async fn scan_and_register(op: &mut Operator, log: &mut BiopsyLog) -> Answer {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the registration never saw {series}");
-}
-
-fn op_entry() -> Point<acus_control::frames::Ct> {
-    config().controller.entry
 }
 
 fn actual(sim: &SimSystem) -> JointPositions {
@@ -127,11 +142,16 @@ async fn stopped_by_the_estop(sim: &SimSystem, answer: &Answer) -> JointPosition
     );
     let mut status = sim.motion.status();
     let stopped = *status.wait_for(|s| s.fault.is_some()).await.unwrap();
-    assert_eq!(
-        stopped.fault,
-        Some(acus_ethercat::cycle::Fault::EmergencyStop {
-            source: acus_ethercat::safety::StopSource::Command
-        })
+    // The first console's e-stop is source 0 (its deadman is 1; a second console's are 2 and 3).
+    assert!(
+        matches!(
+            stopped.fault,
+            Some(acus_ethercat::cycle::Fault::EmergencyStop {
+                source: acus_ethercat::safety::StopSource::Input { index: 0, .. }
+            })
+        ),
+        "{:?}",
+        stopped.fault
     );
     let held = still_for(sim, 3_000).await;
     assert!(held.insertion() < 0.029, "stopped at {:.1} mm", held.insertion() * 1e3);
@@ -232,10 +252,10 @@ async fn interrupt_first_step(
 #[test]
 fn releasing_the_enable_mid_insertion_holds_and_waits_for_the_operator() {
     isolated(|| {
-        with_system(config(), async |sim, op, log| {
+        with_system(two_consoles(), async |sim, op, log| {
+            let mut second = second_console(sim, op, log).await;
             ready_to_insert(op, log).await;
-            // A second console (same e-stop state: released) releases the enable while the first waits on its step.
-            let mut second = Operator::start(&sim.ctx, op_entry(), op_entry()).await.unwrap();
+            // The second console releases its deadman while the first waits on its step.
             let step = interrupt_first_step(sim, op, log, async || {
                 assert!(
                     second
@@ -249,7 +269,11 @@ fn releasing_the_enable_mid_insertion_holds_and_waits_for_the_operator() {
             // The hold brakes along the insertion: the needle is never pulled back. Tolerance 0.5 µm: the emulated
             // servo settles after braking by tens of nanometres (0.086 µm seen in a CI run); the old hold, which set a
             // goal at the measured position and came back to it, pulled the needle back by 12 µm.
-            assert!(backing_out < 0.5e-6, "the needle backed out {:.3} µm", backing_out * 1e6);
+            assert!(
+                backing_out < 0.5e-6,
+                "the needle backed out {:.3} µm",
+                backing_out * 1e6
+            );
             assert!(
                 !answer.success && answer.message.contains("enable (deadman) released"),
                 "{}",
@@ -262,6 +286,7 @@ fn releasing_the_enable_mid_insertion_holds_and_waits_for_the_operator() {
                 held.insertion() * 1e3
             );
             // Enabling again moves nothing by itself; the operator's request resumes the step from where it stopped.
+            second.deadman().hold(true);
             assert!(op.set_enable(true, log).await.unwrap().success);
             assert_eq!(still_for(sim, 2_000).await, held);
             let resumed = op.call("/insert_step", log).await.unwrap();
@@ -317,10 +342,10 @@ fn a_silent_estop_console_counts_as_pressed_mid_insertion() {
 #[test]
 fn a_second_console_cannot_release_an_estop_held_on_the_first() {
     isolated(|| {
-        with_system(config(), async |sim, op, log| {
-            ready_to_insert(op, log).await;
+        with_system(two_consoles(), async |sim, op, log| {
             // A second console heartbeats "released" all along, interleaved with the first one's "pressed".
-            let second = Operator::start(&sim.ctx, op_entry(), op_entry()).await.unwrap();
+            let second = second_console(sim, op, log).await;
+            ready_to_insert(op, log).await;
             second.hold_estop(false);
             let button = op.estop_button();
             let answer = interrupt_first_step(sim, op, log, async || button.hold(true)).await;
@@ -335,6 +360,29 @@ fn a_second_console_cannot_release_an_estop_held_on_the_first() {
             // Released on the first console too: a reset goes through once the last "pressed" is a heartbeat old.
             button.hold(false);
             assert!(reset_once_released(op, log).await, "reset after both consoles released");
+        });
+    });
+}
+
+#[test]
+fn a_console_whose_deadman_falls_silent_holds_the_insertion_like_a_release() {
+    isolated(|| {
+        with_system(config(), async |sim, op, log| {
+            ready_to_insert(op, log).await;
+            // The console crashes while enabled: its deadman stops publishing (nothing says "released").
+            let deadman = op.deadman();
+            let answer = interrupt_first_step(sim, op, log, async || deadman.fall_silent()).await;
+            assert!(
+                !answer.success && answer.message.contains("enable (deadman) released"),
+                "{}",
+                answer.message
+            );
+            let held = still_for(sim, 3_000).await;
+            assert!(held.insertion() < 0.029, "stopped at {:.1} mm", held.insertion() * 1e3);
+            assert!(!sim.motion.status().borrow().enable_held, "the cycle holds the axes");
+            // Heard again (held): nothing moves until the operator asks.
+            deadman.hold(true);
+            assert_eq!(still_for(sim, 2_000).await, held);
         });
     });
 }

@@ -445,3 +445,21 @@ fn abort_mid_insertion_holds_and_leaves_only_retraction() {
     feed(&mut p, vec![Event::Retracted, Event::NewProcedure]);
     assert_eq!(p.stage(), &Stage::Idle);
 }
+
+#[test]
+fn a_tip_error_limit_that_is_not_a_number_asks_for_a_correction() {
+    let mut p = Procedure::new(ProcedureConfig {
+        max_tip_error: f64::NAN,
+        ..ProcedureConfig::default()
+    });
+    feed(&mut p, vec![Event::EStop(false), Event::EnableChanged(true)]);
+    let mut events = to_aligned();
+    events.extend([Event::InsertStepRequested, Event::StepDone]);
+    feed(&mut p, events);
+    feed(&mut p, vec![Event::CheckScanAnalysed { tip_error: 0.1e-3 }]);
+    assert!(
+        matches!(p.stage(), Stage::NeedsCorrection { step: 0, .. }),
+        "{}",
+        p.status()
+    );
+}

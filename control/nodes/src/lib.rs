@@ -6,7 +6,8 @@
 #![deny(missing_docs)]
 
 mod error;
-pub mod motion;
+/// The motion supervisor (acus-executive), re-exported for the nodes' users.
+pub use acus_executive::motion;
 pub mod msg;
 mod node;
 pub mod procedure;

@@ -190,6 +190,11 @@ impl Cycle {
         self.status.command_age = age;
         self.status.overruns = self.sup.overruns();
         self.status.enable_held = verdict.enable_held;
+        self.status.estop_active = if cmd.emergency_stop {
+            Some(StopSource::Command)
+        } else {
+            verdict.estop
+        };
         if cmd.emergency_stop {
             self.latch(Fault::EmergencyStop {
                 source: StopSource::Command,

@@ -230,6 +230,9 @@ pub struct Status {
     pub command_age: u32,
     /// Every registered enable source is held and fresh (true when none is registered); false holds every axis.
     pub enable_held: bool,
+    /// The e-stop as it stands this period (a source pressed or silent, or the command's stop), latched or not: the
+    /// procedure shows it, and a reset waits for it to clear.
+    pub estop_active: Option<crate::safety::StopSource>,
     /// The axes hold a stop point (a halt, or an enable released) instead of the commanded goal.
     pub halted: bool,
     /// Late periods since start (real-time pacing).
@@ -260,6 +263,7 @@ impl Default for Status {
             reset_refused: false,
             command_age: 0,
             enable_held: true,
+            estop_active: None,
             halted: false,
             overruns: 0,
             realtime: false,

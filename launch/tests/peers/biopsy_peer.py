@@ -1,5 +1,5 @@
 """rclpy peer that drives a whole biopsy through acus's ROS 2 interface alone: it holds the e-stop released (a 20 Hz
-heartbeat), calls the services in order, and watches /joint_states and /needle/tip. One JSON line out."""
+heartbeat on /estop/operator) and its deadman held (/deadman/operator), calls the services in order, and watches /joint_states and /needle/tip. One JSON line out."""
 import json
 import sys
 import time
@@ -13,8 +13,16 @@ from std_srvs.srv import SetBool, Trigger
 
 rclpy.init()
 node = rclpy.create_node("biopsy_peer")
-estop = node.create_publisher(Bool, "/estop", 10)
-node.create_timer(0.05, lambda: estop.publish(Bool(data=False)))
+estop = node.create_publisher(Bool, "/estop/operator", 10)
+deadman = node.create_publisher(Bool, "/deadman/operator", 10)
+
+
+def heartbeat():
+    estop.publish(Bool(data=False))
+    deadman.publish(Bool(data=True))
+
+
+node.create_timer(0.05, heartbeat)
 joint_stamps, tips, states = [], [], []
 node.create_subscription(
     JointState, "/joint_states",
@@ -58,6 +66,8 @@ for _ in range(200):
     rclpy.spin_once(node, timeout_sec=0.02)
 else:
     fail("the registration never saw the planning scan")
+# The console came up after the cycle: clear the stop its silence may have latched (refused if a cause persists).
+call("/reset_fault", may_refuse=True)
 call("/enable", SetBool, SetBool.Request(data=True))
 call("/plan")
 call("/align")

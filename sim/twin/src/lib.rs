@@ -4,6 +4,7 @@
 //! EtherCAT, the scanner writes DICOM.
 #![deny(missing_docs)]
 
+pub mod breathing;
 pub mod drives;
 pub mod patient;
 pub mod robot;

@@ -269,6 +269,10 @@ pub enum Stream {
     Play = 5,
     /// Metal streak phases.
     Streaks = 6,
+    /// Breathing: each cycle's period, amplitude and end-expiration level.
+    Breathing = 7,
+    /// Respiratory belt noise of sample `n`.
+    Belt = 8,
 }
 
 /// A seeded random stream for `stream` of the world drawn with `seed` (`index` separates e.g. scans).

@@ -256,7 +256,11 @@ impl Procedure {
                 if !(tip_error.is_finite() && tip_error >= 0.0) {
                     return reject(action, Reason::BadTipError(tip_error));
                 }
-                self.stage = if tip_error > self.config.max_tip_error {
+                // Fail closed: a limit that is not a number (a config never checked) asks for a correction.
+                let within = tip_error
+                    .partial_cmp(&self.config.max_tip_error)
+                    .is_some_and(|o| o.is_le());
+                self.stage = if !within {
                     Stage::NeedsCorrection { step, tip_error }
                 } else if step + 1 >= self.planned_steps() {
                     Stage::ReadyToConfirm

@@ -1,128 +1,60 @@
 //! The procedure node: the operator's interface to a CT-guided needle placement, over standard ROS 2 services.
 //!
-//! It owns the procedure state machine (acus-control), which decides every motion; this node only turns operator
-//! requests, safety inputs and reports into its events and carries out the actions it returns, through the motion
-//! supervisor (EtherCAT) and a scan source (the CT scanner). One actor task owns all of it, so events reach the machine
-//! one at a time, in order.
+//! The procedure itself runs in acus-executive (ROS-free); this node only turns ROS requests into its requests and its
+//! reports into ROS messages, and carries each console's e-stop and deadman to the cycle's safety supervisor.
 //!
 //! Services (std_srvs/Trigger unless noted; each answers when the request has run its course, with one line saying what
 //! happened or why not): `/procedure/scan` (planning scan), `/plan` (entry + target → plan), `/align`, `/insert_step`
 //! (applies the correction from the last check scan, inserts one step, takes and analyses the check scan), `/confirm`,
-//! `/retract`, `/abort`, `/reset_fault`, `/procedure/new`, `/enable` (std_srvs/SetBool: the deadman level).
-//! Topics in: `/estop` (std_msgs/Bool, published at ≥ 10 Hz by each console; until the first message, after 0.5 s of
-//! silence, and until 0.5 s after the last "pressed" from any console, the e-stop counts as pressed), `/plan/entry` and
-//! `/plan/target` (geometry_msgs/PointStamped, frame `ct`). Out: `/procedure/state` (std_msgs/String, transient local),
-//! `/needle/tip` (geometry_msgs/PoseStamped, `robot_base`, from the measured joints), `/diagnostics` (check scans).
+//! `/retract`, `/abort`, `/reset_fault`, `/procedure/new`, `/enable` (std_srvs/SetBool: power the drives, true, or remove
+//! power, false; powered drives hold their actual position).
+//!
+//! Safety inputs, per console named in the configuration (std_msgs/Bool, published at ≥ 20 Hz by the console):
+//! `/estop/<console>` (true = pressed) and `/deadman/<console>` (true = held). Each message refreshes that console's own
+//! source in the cycle ([`acus_ethercat::safety::SafetyInput`]); one console never refreshes another. A console silent
+//! for its deadline counts as pressed (e-stop) and released (deadman), judged twice: here on the wall clock, and in the
+//! cycle on the drive clock (which also catches this node or its executor stalling).
+//!
+//! Topics in: `/plan/entry` and `/plan/target` (geometry_msgs/PointStamped, frame `ct`). Out: `/procedure/state`
+//! (std_msgs/String, transient local), `/procedure/answers` (std_msgs/String, one JSON object per answered request:
+//! `{"request","ok","text"}`), `/procedure/faults` (std_msgs/String, the latched fault for the operator), `/needle/tip`
+//! (geometry_msgs/PoseStamped, `robot_base`, from the measured joints), `/diagnostics` (check scans).
 
-mod actor;
-pub mod check;
+mod report;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acus_control::frames::{Ct, Point};
-use acus_control::planning::Planner;
+use acus_control::frames::Point;
 use acus_control::registration::{GatedRegistration, RegistrationError};
+use acus_ethercat::safety::SafetyInput;
+use acus_executive::{Executive, Op};
+pub use acus_executive::{NeedleSpec, ProcedureSettings, ScanPurpose, ScanSource};
 use futures::StreamExt;
 use r2r::geometry_msgs::msg::{PointStamped, PoseStamped};
-use r2r::std_msgs::msg::{Bool, String as StringMsg};
+use r2r::std_msgs::msg::Bool;
 use r2r::std_srvs::srv::{SetBool, Trigger};
 use r2r::QosProfile;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
 use crate::error::RosContext;
 use crate::motion::Motion;
 use crate::{msg, NodeError, RunningNode, Spinner};
 
-/// What a scan is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScanPurpose {
-    /// The planning scan (fiducials, patient, target).
-    Planning,
-    /// The check scan after insertion step `step` (index from 0).
-    Check {
-        /// Step index.
-        step: usize,
-    },
+/// One operator console's safety inputs, registered with the cycle before the motion supervisor starts.
+pub struct Console {
+    /// Its name: the topics are `/estop/<name>` and `/deadman/<name>`.
+    pub name: String,
+    /// Its e-stop source in the cycle.
+    pub estop: SafetyInput,
+    /// Its deadman (enable) source in the cycle.
+    pub deadman: SafetyInput,
+    /// Longest silence of either topic before it counts as pressed / released (wall clock).
+    pub deadline: Duration,
 }
 
-/// A CT scanner as the procedure sees it: asked for a scan, it answers with the folder of the new series.
-pub trait ScanSource: Send + Sync {
-    /// Acquire a scan; resolves to the series folder, or why there is none.
-    fn acquire(&self, purpose: ScanPurpose) -> futures::future::BoxFuture<'static, Result<PathBuf, String>>;
-}
-
-/// Settings of the procedure node.
-#[derive(Clone)]
-pub struct ProcedureSettings {
-    /// The planner (positioner model and step schedule).
-    pub planner: Planner,
-    /// Rules of the state machine.
-    pub machine: acus_control::procedure::ProcedureConfig,
-    /// The registration gate (the planner checks the predicted TRE at the target against it).
-    pub gate: acus_control::registration::QualityGate,
-    /// Entry point from the configuration (CT), until one arrives on `/plan/entry`.
-    pub entry: Option<Point<Ct>>,
-    /// Target from the configuration (CT), until one arrives on `/plan/target`.
-    pub target: Option<Point<Ct>>,
-    /// Fraction of the velocity limits for alignment and re-orientation.
-    pub align_speed: f64,
-    /// Fraction of the velocity limits for insertion and retraction.
-    pub insertion_speed: f64,
-    /// Prior on the needle's curvature for the correction, 1/m.
-    pub curvature_prior: f64,
-    /// Prior on the rigid error of the needle axis for the correction: the robot's pointing accuracy after registration,
-    /// as the controller assumes it.
-    pub axis_prior: acus_control::needle::AxisPrior,
-    /// No correction when the tip is this close to the target, m.
-    pub done_within: f64,
-    /// Below this remaining depth (m) the needle is not re-aimed (a pivot would sweep the inserted needle through the
-    /// tissue for little lateral gain), only advanced along its own axis to the target's depth.
-    pub min_correction_depth: f64,
-    /// The lesion to find again on each check scan: radius (m) and contrast to the surrounding tissue (HU), as read off
-    /// the planning scan; none to keep aiming at the planned target.
-    pub lesion: Option<(f64, f64)>,
-    /// The needle as its datasheet gives it, for the finder on each check scan.
-    pub needle: NeedleSpec,
-}
-
-/// The needle's datasheet values the check-scan finder looks for.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NeedleSpec {
-    /// Shaft radius (half the outer diameter), m.
-    pub radius: f64,
-    /// Attenuation of its metal as the scanner reports it, HU.
-    pub hu: f64,
-}
-
-/// Operator requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Op {
-    Scan,
-    Plan,
-    Align,
-    InsertStep,
-    Confirm,
-    Retract,
-    Abort,
-    Reset,
-    New,
-    Enable(bool),
-}
-
-/// Everything that reaches the actor (a few per second: the size difference between variants costs nothing).
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Input {
-    Request(Op, oneshot::Sender<(bool, String)>),
-    EStop(bool),
-    Registration(Result<GatedRegistration, RegistrationError>),
-    Entry(Point<Ct>),
-    Target(Point<Ct>),
-}
-
-/// Longest silence of `/estop` before it counts as pressed. E-stop consoles publish their state at ≥ 10 Hz.
-pub const ESTOP_HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often a console publishes its state (the deadline is a few of these).
+pub const CONSOLE_PERIOD: Duration = Duration::from_millis(50);
 
 const TRIGGERS: [(&str, Op); 9] = [
     ("/procedure/scan", Op::Scan),
@@ -142,6 +74,7 @@ pub fn start(
     settings: ProcedureSettings,
     motion: Motion,
     scanner: Arc<dyn ScanSource>,
+    consoles: Vec<Console>,
     mut registrations: watch::Receiver<Option<Result<GatedRegistration, RegistrationError>>>,
 ) -> Result<RunningNode, NodeError> {
     let mut node = r2r::Node::create(ctx.clone(), "procedure", "").ros("create node procedure")?;
@@ -153,100 +86,88 @@ pub fn start(
             .ros(name)?;
         services.push((op, stream));
     }
-    let mut enable = node
+    let mut power = node
         .create_service::<SetBool::Service>("/enable", QosProfile::services_default())
         .ros("/enable")?;
-    let mut estop = node
-        .subscribe::<Bool>("/estop", QosProfile::default())
-        .ros("subscribe /estop")?;
+    let mut safety_streams = Vec::new();
+    for console in consoles {
+        let estop = node
+            .subscribe::<Bool>(&format!("/estop/{}", console.name), QosProfile::default())
+            .ros(format!("subscribe /estop/{}", console.name))?;
+        let deadman = node
+            .subscribe::<Bool>(&format!("/deadman/{}", console.name), QosProfile::default())
+            .ros(format!("subscribe /deadman/{}", console.name))?;
+        safety_streams.push((console, estop, deadman));
+    }
     let entry = node
         .subscribe::<PointStamped>("/plan/entry", latched.clone())
         .ros("subscribe /plan/entry")?;
     let target = node
         .subscribe::<PointStamped>("/plan/target", latched.clone())
         .ros("subscribe /plan/target")?;
-    let state_pub = node
-        .create_publisher::<StringMsg>("/procedure/state", latched)
-        .ros("/procedure/state")?;
+    let publishers = report::Publishers::create(&mut node, latched)?;
     let tip_pub = node
         .create_publisher::<PoseStamped>("/needle/tip", QosProfile::default())
         .ros("/needle/tip")?;
-    let diagnostics = node
-        .create_publisher::<r2r::diagnostic_msgs::msg::DiagnosticArray>("/diagnostics", QosProfile::default())
-        .ros("/diagnostics")?;
     let spinner = Spinner::start(node)?;
 
-    let (tx, rx) = mpsc::channel::<Input>(64);
-    let mut tasks = Vec::new();
+    let model = settings.planner.model().clone();
+    let running = Executive::start(settings, motion.clone(), scanner);
+    let executive = running.executive.clone();
+    let mut tasks = running.tasks;
+    tasks.push(tokio::spawn(publishers.run(running.reports)));
     for (op, mut stream) in services {
-        let tx = tx.clone();
+        let executive = executive.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(request) = stream.next().await {
-                let (reply_tx, reply_rx) = oneshot::channel();
-                let (success, message) = if tx.send(Input::Request(op, reply_tx)).await.is_err() {
-                    (false, "procedure node stopped".to_owned())
-                } else {
-                    reply_rx.await.unwrap_or((false, "procedure node stopped".to_owned()))
+                let answer = executive.request(op).await;
+                let response = Trigger::Response {
+                    success: answer.ok,
+                    message: answer.text,
                 };
-                if let Err(e) = request.respond(Trigger::Response { success, message }) {
+                if let Err(e) = request.respond(response) {
                     tracing::warn!("answering a procedure service failed: {e}");
                 }
             }
         }));
     }
-    let enable_tx = tx.clone();
+    let power_executive = executive.clone();
     tasks.push(tokio::spawn(async move {
-        while let Some(request) = enable.next().await {
-            let (reply_tx, reply_rx) = oneshot::channel();
-            let op = Op::Enable(request.message.data);
-            let (success, message) = if enable_tx.send(Input::Request(op, reply_tx)).await.is_err() {
-                (false, "procedure node stopped".to_owned())
-            } else {
-                reply_rx.await.unwrap_or((false, "procedure node stopped".to_owned()))
+        while let Some(request) = power.next().await {
+            let answer = power_executive.request(Op::Power(request.message.data)).await;
+            let response = SetBool::Response {
+                success: answer.ok,
+                message: answer.text,
             };
-            if let Err(e) = request.respond(SetBool::Response { success, message }) {
+            if let Err(e) = request.respond(response) {
                 tracing::warn!("answering /enable failed: {e}");
             }
         }
     }));
-    // The e-stop bypasses the actor's queue to the drives (defence in depth), then informs the machine in order. Its
-    // state must keep arriving: a console that falls silent counts as pressed (a cut cable must not read "released").
-    // Several consoles may publish on the topic, and a message carries no sender: a "released" only counts once no
-    // "pressed" has arrived for a heartbeat period, so one console cannot release a stop held on another.
-    let (estop_tx, estop_motion) = (tx.clone(), motion.clone());
-    tasks.push(tokio::spawn(async move {
-        let mut pressed = true;
-        let mut last_press: Option<tokio::time::Instant> = None;
-        loop {
-            let held = match tokio::time::timeout(ESTOP_HEARTBEAT_TIMEOUT, estop.next()).await {
-                Ok(Some(m)) if m.data => {
-                    last_press = Some(tokio::time::Instant::now());
-                    true
-                }
-                Ok(Some(_)) => last_press.is_some_and(|t| t.elapsed() < ESTOP_HEARTBEAT_TIMEOUT),
-                Ok(None) => {
-                    // The subscription is gone: nothing can release the stop any more, so it stays pressed.
-                    tracing::error!("the /estop subscription ended: emergency stop held");
-                    let _ = estop_motion.emergency_stop(true).await;
-                    let _ = estop_tx.send(Input::EStop(true)).await;
-                    return;
-                }
-                Err(_) if pressed => continue,
-                Err(_) => {
-                    tracing::error!(
-                        "e-stop state not received for {} ms: treated as pressed",
-                        ESTOP_HEARTBEAT_TIMEOUT.as_millis()
-                    );
-                    true
-                }
-            };
-            pressed = held;
-            let _ = estop_motion.emergency_stop(held).await;
-            let _ = estop_tx.send(Input::EStop(held)).await;
-        }
-    }));
+    for (console, estop, deadman) in safety_streams {
+        let Console {
+            name,
+            estop: estop_input,
+            deadman: deadman_input,
+            deadline,
+        } = console;
+        tasks.push(tokio::spawn(follow_source(
+            format!("/estop/{name}"),
+            estop,
+            estop_input,
+            deadline,
+            true,
+        )));
+        tasks.push(tokio::spawn(follow_source(
+            format!("/deadman/{name}"),
+            deadman,
+            deadman_input,
+            deadline,
+            false,
+        )));
+    }
     for (mut stream, is_target) in [(entry, false), (target, true)] {
-        let tx = tx.clone();
+        let executive = executive.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(m) = stream.next().await {
                 if m.header.frame_id != "ct" {
@@ -254,22 +175,23 @@ pub fn start(
                     continue;
                 }
                 let p = Point::xyz(m.point.x, m.point.y, m.point.z);
-                let _ = tx
-                    .send(if is_target { Input::Target(p) } else { Input::Entry(p) })
-                    .await;
+                if is_target {
+                    executive.target(p).await;
+                } else {
+                    executive.entry(p).await;
+                }
             }
         }));
     }
-    let registration_tx = tx.clone();
+    let registration_executive = executive.clone();
     tasks.push(tokio::spawn(async move {
         while registrations.changed().await.is_ok() {
             let latest = registrations.borrow_and_update().clone();
             if let Some(result) = latest {
-                let _ = registration_tx.send(Input::Registration(result)).await;
+                registration_executive.registration(result).await;
             }
         }
     }));
-    let model = settings.planner.model().clone();
     let tip_status = motion.status();
     tasks.push(tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_millis(20));
@@ -298,7 +220,53 @@ pub fn start(
             }
         }
     }));
-    let actor = actor::Actor::new(settings, motion, scanner, state_pub, diagnostics);
-    tasks.push(tokio::spawn(actor.run(rx)));
     Ok(RunningNode::new(spinner, tasks))
+}
+
+/// Carry one console topic to its cycle source. Each message refreshes the source with its level; silence beyond the
+/// deadline (wall clock) refreshes it with the safe level (`safe`: pressed for an e-stop, released for a deadman) so
+/// that the stop does not wait for the cycle's own deadline, which on the simulated clock spans more wall time. If the
+/// subscription ends, nothing refreshes the source any more and the cycle's deadline takes over.
+async fn follow_source(
+    topic: String,
+    mut stream: impl futures::Stream<Item = Bool> + Unpin,
+    mut input: SafetyInput,
+    deadline: Duration,
+    safe: bool,
+) {
+    let mut silent = false;
+    loop {
+        match tokio::time::timeout(deadline, stream.next()).await {
+            Ok(Some(m)) => {
+                if silent {
+                    tracing::info!("{topic} is heard again");
+                    silent = false;
+                }
+                input.refresh(m.data);
+            }
+            Ok(None) => {
+                tracing::error!("the {topic} subscription ended: the cycle's deadline stops the robot");
+                return;
+            }
+            Err(_) => {
+                if !silent {
+                    tracing::error!(
+                        "{topic} silent for {} ms: counts as {}",
+                        deadline.as_millis(),
+                        level(safe)
+                    );
+                    silent = true;
+                }
+                input.refresh(safe);
+            }
+        }
+    }
+}
+
+fn level(safe: bool) -> &'static str {
+    if safe {
+        "pressed"
+    } else {
+        "released"
+    }
 }

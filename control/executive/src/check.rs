@@ -12,6 +12,23 @@ use acus_control::needle::{
 use acus_control::planning::{InsertionPlan, Planner, Replan};
 use nalgebra::UnitQuaternion;
 
+/// Why a check scan gave no answer.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum CheckScanError {
+    /// The scanner did not deliver a series (its reason, for the operator).
+    #[error("check scan not acquired: {0}")]
+    NotAcquired(String),
+    /// The series could not be imported.
+    #[error("check scan import: {0}")]
+    Import(std::sync::Arc<acus_dicom::DicomError>),
+    /// The needle was not found where the robot holds it.
+    #[error("check scan: {0}")]
+    Needle(acus_control::needle::NeedleError),
+    /// The analysis thread ended without an answer.
+    #[error("check-scan analysis failed: {0}")]
+    Analysis(String),
+}
+
 /// One insertion step as performed, in the robot frame (mapped to CT when the correction is worked out).
 #[derive(Clone, Copy, Debug)]
 pub struct PerformedStep {
@@ -84,7 +101,7 @@ pub struct CheckInput {
     /// Prior on the rigid error of the needle axis (the robot's pointing accuracy after registration).
     pub axis_prior: AxisPrior,
     /// The needle's datasheet values.
-    pub needle: super::NeedleSpec,
+    pub needle: crate::NeedleSpec,
     /// Stop correcting when the tip is this close to the target, m.
     pub done_within: f64,
     /// Below this remaining depth (m) the needle is not re-aimed, only advanced along its own axis.
@@ -92,8 +109,8 @@ pub struct CheckInput {
 }
 
 /// Read the series in `dir`, find the needle near the axis the robot holds it on, and plan the correction.
-pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, String> {
-    let (volume, _) = acus_dicom::read_ct_series(dir).map_err(|e| format!("check scan import: {e}"))?;
+pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, CheckScanError> {
+    let (volume, _) = acus_dicom::read_ct_series(dir).map_err(|e| CheckScanError::Import(std::sync::Arc::new(e)))?;
     let t_ct_robot = input.t_robot_ct.inverse();
     let state = input.planner.model().forward(&input.q);
     let direction_ct = nalgebra::Unit::new_normalize(t_ct_robot.apply_vector(&state.direction));
@@ -102,7 +119,7 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, String> {
     search.needle_radius = input.needle.radius;
     search.tip_offset = input.needle.radius / 3.0;
     search.needle_hu = input.needle.hu;
-    let seen = find_needle(&volume, &search).map_err(|e| format!("check scan: {e}"))?;
+    let seen = find_needle(&volume, &search).map_err(CheckScanError::Needle)?;
     let tip_robot = input.t_robot_ct.apply(&seen.tip);
     let (target_ct, target_not_found) = match input.lesion {
         Some((radius, contrast)) => match find_lesion(&volume, &LesionSearch::new(input.target_ct, radius, contrast)) {

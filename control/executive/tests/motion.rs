@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use acus_control::kinematics::JointPositions;
 use acus_ethercat::config::DrivesConfig;
+use acus_ethercat::cycle::Fault;
 use acus_ethercat::ethercrab_bus::BusTiming;
 use acus_ethercat::runner::{Controller, Pacing};
-use acus_nodes::motion::{Motion, MotionError};
+use acus_ethercat::safety::StopSource;
+use acus_executive::motion::{Motion, MotionError};
 
 fn drives_config() -> DrivesConfig {
     DrivesConfig::load(std::path::Path::new(concat!(
@@ -61,17 +63,21 @@ fn emergency_stop_mid_move_latches_and_resumes_from_actual_after_reset() {
         status.wait_for(|s| s.actual.0[5] > 0.01).await.unwrap();
         motion.emergency_stop(true).await.unwrap();
         let outcome = moving.await.unwrap();
-        assert_eq!(outcome, Err(MotionError::Faulted("emergency stop".into())));
+        assert!(
+            matches!(
+                outcome,
+                Err(MotionError::Faulted(Fault::EmergencyStop {
+                    source: StopSource::Command
+                }))
+            ),
+            "{outcome:?}"
+        );
         let stopped_at = status.wait_for(|s| s.fault.is_some()).await.unwrap().actual.0[5];
         assert!(stopped_at < 0.14, "stopped before the goal, at {stopped_at} m");
 
         // Held: reset refused at once, saying why; motion refused; nothing moves (a few thousand cycles of the drive clock).
-        assert_eq!(
-            motion.reset().await,
-            Err(MotionError::Refused(
-                "emergency stop still held: release it, then reset".into()
-            ))
-        );
+        let reset = motion.reset().await;
+        assert!(matches!(reset, Err(MotionError::EStopActive)), "{reset:?}");
         assert!(matches!(
             motion.move_to(far, 0.2).await,
             Err(MotionError::NotEnabled | MotionError::Faulted(_))

@@ -13,23 +13,24 @@ use acus_control::kinematics::JointPositions;
 use acus_control::planning::Replan;
 use acus_control::procedure::{Action, Event, Motion as Move, Procedure, Stage};
 use acus_control::registration::QualityGate;
-use r2r::diagnostic_msgs::msg::{DiagnosticArray, DiagnosticStatus, KeyValue};
-use r2r::std_msgs::msg::String as StringMsg;
+use acus_ethercat::cycle::Fault;
 use tokio::sync::{mpsc, oneshot};
 
-use super::check::{analyse, CheckInput, CheckResult, PerformedStep};
-use super::{Input, Op, ProcedureSettings, ScanPurpose, ScanSource};
+use crate::check::{analyse, CheckInput, CheckResult, CheckScanError, PerformedStep};
 use crate::motion::{Motion, MotionError};
-use crate::msg;
+use crate::{Answer, ExecutiveFault, Input, Op, ProcedureSettings, Report, ScanPurpose, ScanSource};
 
 type Job = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+/// How long a power-on request waits for the deadman to be heard.
+const DEADMAN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How a job ended. One per request, moved once: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum Done {
     Moved(Move, Result<JointPositions, MotionError>),
     PlanningScan(Result<PathBuf, String>),
-    Checked(usize, Result<(PathBuf, CheckResult), String>),
+    Checked(usize, Result<(PathBuf, CheckResult), CheckScanError>),
 }
 
 pub(crate) struct Actor {
@@ -38,8 +39,7 @@ pub(crate) struct Actor {
     gate: QualityGate,
     motion: Motion,
     scanner: Arc<dyn ScanSource>,
-    state_pub: r2r::Publisher<StringMsg>,
-    diagnostics: r2r::Publisher<DiagnosticArray>,
+    reports: mpsc::UnboundedSender<Report>,
     entry: Option<acus_control::frames::Point<acus_control::frames::Ct>>,
     target: Option<acus_control::frames::Point<acus_control::frames::Ct>>,
     performed: Vec<PerformedStep>,
@@ -48,12 +48,15 @@ pub(crate) struct Actor {
     target_seen: Option<acus_control::frames::Point<acus_control::frames::Ct>>,
     /// Where the tip is expected after the next step (CT), from the last correction.
     expected_tip: Option<acus_control::frames::Point<acus_control::frames::Ct>>,
-    reply: Option<oneshot::Sender<(bool, String)>>,
+    reply: Option<(Op, oneshot::Sender<Answer>)>,
     /// Feed this when the current chain ends (an insertion step after its re-orientation).
     then: Option<Event>,
     note: Vec<String>,
     failed: bool,
-    last_state: String,
+    last_stage: Option<acus_control::procedure::Stage>,
+    /// The cycle's e-stop and enable levels as last reported.
+    estop: bool,
+    enable_held: bool,
 }
 
 impl Actor {
@@ -61,8 +64,7 @@ impl Actor {
         s: ProcedureSettings,
         motion: Motion,
         scanner: Arc<dyn ScanSource>,
-        state_pub: r2r::Publisher<StringMsg>,
-        diagnostics: r2r::Publisher<DiagnosticArray>,
+        reports: mpsc::UnboundedSender<Report>,
     ) -> Self {
         Self {
             machine: Procedure::new(s.machine.clone()),
@@ -72,8 +74,7 @@ impl Actor {
             s,
             motion,
             scanner,
-            state_pub,
-            diagnostics,
+            reports,
             performed: Vec::new(),
             correction: None,
             target_seen: None,
@@ -82,7 +83,9 @@ impl Actor {
             then: None,
             note: Vec::new(),
             failed: false,
-            last_state: String::new(),
+            last_stage: None,
+            estop: true,
+            enable_held: false,
         }
     }
 
@@ -119,14 +122,19 @@ impl Actor {
 
     /// Answer the waiting operator with what the chain did.
     fn finish(&mut self) {
-        if let Some(reply) = self.reply.take() {
+        if let Some((op, reply)) = self.reply.take() {
             // What happened, then where the procedure stands now (with a latched fault, if any).
             let text = if self.note.is_empty() {
                 format!("→ {}", self.machine.status())
             } else {
                 format!("{} → {}", self.note.join("; "), self.machine.status())
             };
-            let _ = reply.send((!self.failed, text));
+            let answer = Answer { ok: !self.failed, text };
+            let _ = self.reports.send(Report::Answered {
+                op,
+                answer: answer.clone(),
+            });
+            let _ = reply.send(answer);
         }
         self.note.clear();
         self.failed = false;
@@ -224,8 +232,8 @@ impl Actor {
             let result = match scan.await {
                 Ok(dir) => tokio::task::spawn_blocking(move || analyse(&dir, &input).map(|r| (dir, r)))
                     .await
-                    .unwrap_or_else(|e| Err(format!("check-scan analysis failed: {e}"))),
-                Err(e) => Err(format!("check scan not acquired: {e}")),
+                    .unwrap_or_else(|e| Err(CheckScanError::Analysis(e.to_string()))),
+                Err(e) => Err(CheckScanError::NotAcquired(e)),
             };
             Done::Checked(step, result)
         }))
@@ -242,13 +250,26 @@ impl Actor {
 
     async fn on_input(&mut self, input: Input, job: Option<Job>) -> Option<Job> {
         match input {
-            Input::EStop(held) => {
-                if held && job.is_some() {
-                    self.interrupt("e-stop");
-                    return self.feed_quiet(Event::EStop(true));
+            Input::Safety { estop, enable_held } => {
+                let _ = self.reports.send(Report::Safety { estop, enable_held });
+                let mut job = job;
+                if estop != self.estop {
+                    self.estop = estop;
+                    if estop && job.is_some() {
+                        self.interrupt("e-stop");
+                        job = None;
+                    }
+                    job = self.feed_quiet(Event::EStop(estop)).or(job);
                 }
-                let next = self.feed_quiet(Event::EStop(held));
-                next.or(job)
+                if enable_held != self.enable_held {
+                    self.enable_held = enable_held;
+                    if !enable_held && job.is_some() {
+                        self.interrupt("enable (deadman) released");
+                        job = None;
+                    }
+                    job = self.feed_quiet(Event::EnableChanged(enable_held)).or(job);
+                }
+                job
             }
             Input::Registration(result) => {
                 if matches!(self.machine.stage(), Stage::Idle) {
@@ -272,19 +293,27 @@ impl Actor {
                 job
             }
             Input::Request(op, reply) => {
-                let interrupting = matches!(op, Op::Abort | Op::Retract | Op::Enable(false));
+                let interrupting = matches!(op, Op::Abort | Op::Retract | Op::Power(false));
                 if job.is_some() && !interrupting {
-                    let _ = reply.send((false, format!("busy: {}", self.machine.stage())));
+                    let answer = Answer {
+                        ok: false,
+                        text: format!("busy: {}", self.machine.stage()),
+                    };
+                    let _ = self.reports.send(Report::Answered {
+                        op,
+                        answer: answer.clone(),
+                    });
+                    let _ = reply.send(answer);
                     return job;
                 }
                 if job.is_some() {
                     self.interrupt(match op {
                         Op::Abort => "aborted by the operator",
                         Op::Retract => "retraction requested",
-                        _ => "enable (deadman) released",
+                        _ => "drives powered off",
                     });
                 }
-                self.reply = Some(reply);
+                self.reply = Some((op, reply));
                 self.request(op).await
             }
         }
@@ -383,28 +412,57 @@ impl Actor {
                 }
                 None
             }
-            Op::Enable(held) => {
-                let job = self.feed(Event::EnableChanged(held));
-                if held {
-                    match self.motion.enable().await {
-                        Ok(()) => self.say("enabled: drives hold their actual position"),
-                        Err(e) => self.fail(format!("drives not enabled: {e}")),
-                    }
-                } else {
-                    self.say("enable released: holding");
+            Op::Power(true) => {
+                match self.motion.enable().await {
+                    Ok(()) => self.say("drives powered: they hold their actual position"),
+                    Err(e) => self.fail(format!("drives not powered: {e}")),
                 }
-                job
+                // A console holds its deadman before it asks for power: wait (briefly, wall clock) for the cycle to hear
+                // it, so that the next request does not race the level on its way here.
+                let mut status = self.motion.status();
+                let heard = tokio::time::timeout(DEADMAN_WAIT, status.wait_for(|s| s.enable_held)).await;
+                if matches!(heard, Ok(Ok(_))) && !self.enable_held {
+                    self.enable_held = true;
+                    let _ = self.feed_quiet(Event::EnableChanged(true));
+                } else if !matches!(heard, Ok(Ok(_))) {
+                    self.say("deadman not held: motion waits for it");
+                }
+                None
+            }
+            Op::Power(false) => {
+                // The chain in flight was interrupted above; the brakes hold the axes without power.
+                match self.motion.disable().await {
+                    Ok(()) => self.say("drives powered off"),
+                    Err(e) => self.fail(format!("drives not powered off: {e}")),
+                }
+                None
             }
         }
     }
 
     fn on_done(&mut self, done: Done) -> Option<Job> {
         match done {
-            Done::Moved(_, Err(MotionError::Refused(why))) if why.contains("superseded") => None,
-            Done::Moved(motion, Err(e)) => {
+            Done::Moved(_, Err(MotionError::Superseded)) => None,
+            // The e-stop and the enable reach the machine as levels from the cycle; the motion they stopped is not a
+            // second fault.
+            Done::Moved(motion, Err(MotionError::Faulted(Fault::EmergencyStop { .. }))) => {
                 self.then = None;
-                self.fail(format!("{motion} stopped: {e}"));
-                self.feed_quiet(Event::Fault(format!("{motion}: {e}")))
+                self.fail(format!("{motion} stopped by the e-stop"));
+                self.feed_quiet(Event::EStop(true))
+            }
+            Done::Moved(motion, Err(MotionError::EnableReleased)) => {
+                self.then = None;
+                self.fail(format!("{motion} held: enable (deadman) released"));
+                self.feed_quiet(Event::EnableChanged(false))
+            }
+            Done::Moved(motion, Err(error)) => {
+                self.then = None;
+                self.fail(format!("{motion} stopped: {error}"));
+                let text = format!("{motion}: {error}");
+                let _ = self
+                    .reports
+                    .send(Report::Fault(ExecutiveFault::Motion { motion, error }));
+                self.feed_quiet(Event::Fault(text))
             }
             Done::Moved(motion, Ok(q)) => {
                 let event = match motion {
@@ -452,7 +510,6 @@ impl Actor {
                     last.observed_shaft = result.shaft;
                 }
                 let n = self.performed.len();
-                self.publish_check(n, &dir, &result);
                 self.say(format!(
                     "check scan {n}: tip {:.2} mm from the target, {:.2} mm from where it was expected",
                     result.to_target * 1e3,
@@ -466,60 +523,31 @@ impl Actor {
                 }
                 self.target_seen = Some(result.target_ct);
                 self.expected_tip = result.next_expected_tip;
-                self.correction = result.replan;
-                self.feed(Event::CheckScanAnalysed {
-                    tip_error: result.tip_error,
-                })
+                self.correction = result.replan.clone();
+                let tip_error = result.tip_error;
+                let _ = self.reports.send(Report::CheckScan {
+                    n,
+                    dir,
+                    result: Box::new(result),
+                });
+                self.feed(Event::CheckScanAnalysed { tip_error })
             }
-            Done::Checked(step, Err(e)) => {
-                self.fail(format!("check scan after step {}: {e}", step + 1));
-                self.feed_quiet(Event::Fault(format!("check scan after step {}: {e}", step + 1)))
+            Done::Checked(step, Err(error)) => {
+                let fault = ExecutiveFault::CheckScan { step, error };
+                self.fail(fault.to_string());
+                let text = fault.to_string();
+                let _ = self.reports.send(Report::Fault(fault));
+                self.feed_quiet(Event::Fault(text))
             }
         }
     }
 
     fn publish_state(&mut self) {
-        let text = format!("{}", self.machine.stage());
-        if text != self.last_state {
-            tracing::info!(stage = %text, "procedure");
-            if let Err(e) = self.state_pub.publish(&StringMsg { data: text.clone() }) {
-                tracing::warn!("publishing /procedure/state failed: {e}");
-            }
-            self.last_state = text;
-        }
-    }
-
-    fn publish_check(&self, n: usize, dir: &std::path::Path, r: &CheckResult) {
-        let kv = |key: &str, value: String| KeyValue { key: key.into(), value };
-        let t = r.tip_ct.coords;
-        let status = DiagnosticStatus {
-            level: DiagnosticStatus::OK as u8,
-            name: "acus: check scan".into(),
-            message: format!("check scan {n}: tip {:.2} mm from the target", r.to_target * 1e3),
-            hardware_id: "ct".into(),
-            values: vec![
-                kv("check scan", n.to_string()),
-                kv(
-                    "tip CT LPS [mm]",
-                    format!("{:.2} {:.2} {:.2}", t.x * 1e3, t.y * 1e3, t.z * 1e3),
-                ),
-                kv("tip to target [mm]", format!("{:.3}", r.to_target * 1e3)),
-                kv("tip off expected [mm]", format!("{:.3}", r.tip_error * 1e3)),
-                kv("target CT LPS [mm]", {
-                    let c = r.target_ct.coords;
-                    format!("{:.2} {:.2} {:.2}", c.x * 1e3, c.y * 1e3, c.z * 1e3)
-                }),
-                kv("curvature [1/m]", format!("{:.3}", r.curvature)),
-                kv("correction pivot [deg]", format!("{:.3}", r.pivot_angle.to_degrees())),
-                kv("series", dir.display().to_string()),
-            ],
-        };
-        let array = DiagnosticArray {
-            header: msg::header(""),
-            status: vec![status],
-        };
-        if let Err(e) = self.diagnostics.publish(&array) {
-            tracing::warn!("publishing /diagnostics failed: {e}");
+        let stage = self.machine.stage();
+        if self.last_stage.as_ref() != Some(stage) {
+            tracing::info!(stage = %stage, "procedure");
+            let _ = self.reports.send(Report::Stage(stage.clone()));
+            self.last_stage = Some(stage.clone());
         }
     }
 }

@@ -1,10 +1,11 @@
-//! The motion supervisor: an async handle on the EtherCAT cycle for the nodes.
+//! The motion supervisor: an async handle on the EtherCAT cycle for the procedure.
 //!
 //! The cycle thread (acus-ethercat) owns the bus and never waits; this supervisor thread owns the typestate
 //! [`Controller`], samples the cycle's lock-free status every millisecond, answers requests when their outcome is known
 //! (in position, fault latched) and publishes the latest joint positions. Service handlers talk to it through channels,
 //! so no ROS call ever blocks the cycle.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use acus_control::kinematics::{Joint, JointPositions};
@@ -13,20 +14,36 @@ use acus_ethercat::cycle::{Fault, Mode, Status};
 use acus_ethercat::runner::{Controller, Disabled, Enabled};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::NodeError;
-
 /// Why a motion request did not complete.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MotionError {
     /// A fault latched (quick stop on all axes); only a reset clears it.
-    #[error("fault latched: {0}")]
-    Faulted(String),
+    #[error("fault latched: {}", describe_fault(.0))]
+    Faulted(Fault),
     /// Motion needs the drives enabled.
     #[error("drives are not enabled")]
     NotEnabled,
+    /// The enable (deadman) was released, or one of its sources fell silent: the axes hold where they stopped.
+    #[error("enable (deadman) released: holding where the motion stopped")]
+    EnableReleased,
+    /// An e-stop is active (pressed or silent); it must be released before a reset.
+    #[error("emergency stop active: release it, then reset")]
+    EStopActive,
     /// The goal was refused before anything moved.
     #[error("goal refused: {0}")]
-    Refused(String),
+    Rejected(Arc<acus_ethercat::Error>),
+    /// The cycle refused the reset: a cause of the fault persists.
+    #[error("reset refused, the cause persists: {}", describe_fault(.0))]
+    ResetRefused(Fault),
+    /// A newer request took its place.
+    #[error("superseded by a newer request")]
+    Superseded,
+    /// The robot is shutting down.
+    #[error("the robot is shutting down")]
+    ShuttingDown,
+    /// The orderly stop did not see every drive disabled.
+    #[error("orderly stop: {0}")]
+    Shutdown(Arc<acus_ethercat::Error>),
     /// The drives were disabled while the request was pending.
     #[error("drives disabled during the motion")]
     Disabled,
@@ -52,6 +69,10 @@ pub struct MotionStatus {
     pub fault: Option<Fault>,
     /// Cycle counter of the drive clock (one per period; the simulated clock in simulation).
     pub cycle: u64,
+    /// The e-stop the cycle sees this period (a source pressed or silent, or the commanded stop).
+    pub estop_active: Option<acus_ethercat::safety::StopSource>,
+    /// Every registered enable source is held and fresh (true when none is registered).
+    pub enable_held: bool,
     /// Cycles during which a request was in progress (a motion, enabling, a reset): the robot's share of the procedure
     /// time. With the simulated clock the cycle counter also runs while nothing happens; this does not.
     pub busy_cycles: u64,
@@ -86,7 +107,7 @@ const STATE_CHANGE_CYCLES: u64 = 3_000;
 
 impl Motion {
     /// Start supervising `controller` (fresh from [`Controller::spawn`]: disabled, holding nothing).
-    pub fn start(controller: Controller<Disabled>, period: Duration) -> Result<Self, NodeError> {
+    pub fn start(controller: Controller<Disabled>, period: Duration) -> std::io::Result<Self> {
         let (requests, rx) = mpsc::channel(16);
         let (shutdown, shutdown_rx) = mpsc::channel(1);
         let mut controller = controller;
@@ -102,8 +123,7 @@ impl Motion {
                     status_tx,
                     period.as_secs_f64(),
                 )
-            })
-            .map_err(NodeError::Thread)?;
+            })?;
         Ok(Self {
             requests,
             shutdown,
@@ -165,7 +185,7 @@ impl Motion {
         self.shutdown.send(tx).await.map_err(|_| MotionError::Gone)?;
         rx.await
             .map_err(|_| MotionError::Gone)?
-            .map_err(|e| MotionError::Refused(format!("orderly stop: {e}")))
+            .map_err(|e| MotionError::Shutdown(Arc::new(e)))
     }
 
     /// Hold or release the emergency stop. Takes effect in the next cycle, whatever else is pending.
@@ -204,6 +224,8 @@ enum Pending {
     },
     Reset {
         reply: oneshot::Sender<Result<(), MotionError>>,
+        /// The reset request's sequence number, as the cycle echoes it.
+        seq: u32,
         until: u64,
     },
 }
@@ -218,6 +240,8 @@ fn sample(s: &mut Status) -> MotionStatus {
         mode: s.mode,
         fault: s.fault,
         cycle: s.cycle,
+        estop_active: s.estop_active,
+        enable_held: s.enable_held,
         busy_cycles: 0,
     }
 }
@@ -298,7 +322,7 @@ fn supervise(
         status_tx.send_replace(now);
         pending = settle(pending, &status, &now);
         if let Ok(reply) = shutdown.try_recv() {
-            refuse(pending.take(), "the robot is shutting down");
+            refuse(pending.take(), MotionError::ShuttingDown);
             let _ = reply.send(orderly_stop(state));
             return;
         }
@@ -307,7 +331,7 @@ fn supervise(
             Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),
             Err(mpsc::error::TryRecvError::Disconnected) => {
                 // Every handle is gone: the same orderly stop, with nobody to tell.
-                refuse(pending.take(), "the robot is shutting down");
+                refuse(pending.take(), MotionError::ShuttingDown);
                 let _ = orderly_stop(state);
                 return;
             }
@@ -329,8 +353,8 @@ fn orderly_stop(state: State) -> Result<(), acus_ethercat::Error> {
 }
 
 /// Tell the caller of a pending request that it will not complete.
-fn refuse(pending: Option<Pending>, why: &str) {
-    let err = || MotionError::Refused(why.to_owned());
+fn refuse(pending: Option<Pending>, why: MotionError) {
+    let err = || why.clone();
     match pending {
         Some(Pending::Move { reply, .. }) => {
             let _ = reply.send(Err(err()));
@@ -344,7 +368,7 @@ fn refuse(pending: Option<Pending>, why: &str) {
 
 /// Answer the pending request if the status decides it.
 fn settle(pending: Option<Pending>, s: &Status, now: &MotionStatus) -> Option<Pending> {
-    let fault = s.fault.map(|f| MotionError::Faulted(describe_fault(&f)));
+    let fault = s.fault.map(MotionError::Faulted);
     match pending? {
         Pending::Enable { reply, until } => {
             if s.mode == Mode::Enabled {
@@ -365,6 +389,9 @@ fn settle(pending: Option<Pending>, s: &Status, now: &MotionStatus) -> Option<Pe
                 let _ = reply.send(Err(e));
             } else if s.mode == Mode::Disabled {
                 let _ = reply.send(Err(MotionError::Disabled));
+            } else if !s.enable_held && s.halted {
+                // The cycle holds the axes on a stop point, not the goal: the move will not complete.
+                let _ = reply.send(Err(MotionError::EnableReleased));
             } else if s.goal_seq == seq && s.in_position {
                 let _ = reply.send(Ok(now.actual));
             } else if s.cycle > until {
@@ -374,16 +401,18 @@ fn settle(pending: Option<Pending>, s: &Status, now: &MotionStatus) -> Option<Pe
             }
             None
         }
-        Pending::Reset { reply, until } => {
+        Pending::Reset { reply, seq, until } => {
             if s.mode == Mode::Disabled && s.fault.is_none() {
                 let _ = reply.send(Ok(()));
+            } else if let (true, true, Some(f)) = (s.reset_seq == seq, s.reset_refused, s.fault) {
+                let _ = reply.send(Err(MotionError::ResetRefused(f)));
             } else if s.cycle > until {
                 let still = fault.unwrap_or(MotionError::Timeout {
                     cycles: STATE_CHANGE_CYCLES,
                 });
                 let _ = reply.send(Err(still));
             } else {
-                return Some(Pending::Reset { reply, until });
+                return Some(Pending::Reset { reply, seq, until });
             }
             None
         }
@@ -399,17 +428,17 @@ fn handle(
     period: f64,
 ) -> State {
     // A new request supersedes a pending one: the old caller learns it was not completed.
-    let supersede = |pending: &mut Option<Pending>| refuse(pending.take(), "superseded by a newer request");
-    let estop_held = match &state {
-        State::Disabled(c) => c.emergency_stop_held(),
-        State::Enabled(c) => c.emergency_stop_held(),
-    };
+    let supersede = |pending: &mut Option<Pending>| refuse(pending.take(), MotionError::Superseded);
+    // The commanded stop as last sent (the status may be a cycle behind a release), a source's as the cycle judged it.
+    let estop_held = matches!(s.estop_active, Some(acus_ethercat::safety::StopSource::Input { .. }))
+        || match &state {
+            State::Disabled(c) => c.emergency_stop_held(),
+            State::Enabled(c) => c.emergency_stop_held(),
+        };
     match (state, request) {
         (state, Request::Reset(reply)) if estop_held => {
             // The cycle ignores resets while the stop is held; say so now rather than when the reset times out.
-            let _ = reply.send(Err(MotionError::Refused(
-                "emergency stop still held: release it, then reset".into(),
-            )));
+            let _ = reply.send(Err(MotionError::EStopActive));
             state
         }
         (mut state, Request::EmergencyStop(held)) => {
@@ -421,7 +450,7 @@ fn handle(
         }
         (State::Disabled(c), Request::Enable(reply)) => {
             if let Some(f) = s.fault {
-                let _ = reply.send(Err(MotionError::Faulted(describe_fault(&f))));
+                let _ = reply.send(Err(MotionError::Faulted(f)));
                 return State::Disabled(c);
             }
             supersede(pending);
@@ -457,7 +486,7 @@ fn handle(
             },
         ) => {
             if let Some(f) = s.fault {
-                let _ = reply.send(Err(MotionError::Faulted(describe_fault(&f))));
+                let _ = reply.send(Err(MotionError::Faulted(f)));
                 return State::Enabled(c);
             }
             supersede(pending);
@@ -467,7 +496,10 @@ fn handle(
                     *pending = Some(Pending::Move { seq, reply, until });
                 }
                 Err(e) => {
-                    let _ = reply.send(Err(MotionError::Refused(e.to_string())));
+                    let _ = reply.send(Err(match e {
+                        acus_ethercat::Error::EnableNotHeld => MotionError::EnableReleased,
+                        e => MotionError::Rejected(Arc::new(e)),
+                    }));
                 }
             }
             State::Enabled(c)
@@ -492,6 +524,7 @@ fn handle(
             supersede(pending);
             *pending = Some(Pending::Reset {
                 reply,
+                seq: s.reset_seq.wrapping_add(1),
                 until: s.cycle + STATE_CHANGE_CYCLES,
             });
             State::Disabled(c.reset())
@@ -501,6 +534,7 @@ fn handle(
             c.reset();
             *pending = Some(Pending::Reset {
                 reply,
+                seq: s.reset_seq.wrapping_add(1),
                 until: s.cycle + STATE_CHANGE_CYCLES,
             });
             State::Disabled(c)

@@ -1,0 +1,27 @@
+//! The procedure's faults, typed: what latched, in which motion or check scan.
+
+use acus_control::procedure::Motion as Move;
+
+use crate::check::CheckScanError;
+use crate::motion::MotionError;
+
+/// A fault the procedure latched, with its cause as the part that found it reported it.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ExecutiveFault {
+    /// A motion ended in an error (a cycle fault, a timeout, the drives disabled).
+    #[error("{motion} stopped: {error}")]
+    Motion {
+        /// The motion.
+        motion: Move,
+        /// Why it stopped.
+        error: MotionError,
+    },
+    /// A check scan could not be taken or analysed.
+    #[error("check scan after step {}: {error}", .step + 1)]
+    CheckScan {
+        /// Step index (from 0).
+        step: usize,
+        /// Why.
+        error: CheckScanError,
+    },
+}
