@@ -6,14 +6,15 @@
 //! used, so hostile input yields a typed [`IgtlError`], never a panic or a large allocation.
 //!
 //! Unknown message types that are well formed (size within the limit, CRC good) are skipped and reported as
-//! a skipped-message event (server not yet written): Slicer sends types we do not use (e.g. GET_*, CAPABILITY). Malformed input closes the
+//! a [`server::Event::Skipped`]: Slicer sends types we do not use (e.g. GET_*, CAPABILITY). Malformed input closes the
 //! connection with the error as the reason.
 //!
 //! Units: the wire carries Slicer's RAS in mm; [`convert`] is the only place that turns it into LPS metres.
 pub mod convert;
 pub mod header;
 pub mod message;
-// The tokio server (server.rs) is not written yet.
+pub mod server;
 
 pub use header::{crc64, Header, IgtlError, Limits, HEADER_SIZE};
 pub use message::{Body, Coordinate, IgtlString, Image, Message, MetaEntry, PointItem, ScalarType, Status};
+pub use server::{ClientId, CloseReason, Event, Server, ServerConfig};
