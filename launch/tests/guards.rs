@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use acus_control::frames::Point;
 use acus_control::kinematics::JointPositions;
 use acus_ethercat::runner::Pacing;
 use acus_launch::config::SimConfig;
