@@ -69,12 +69,39 @@ enum Command {
         /// of emulating them in this process.
         #[arg(long)]
         ecat_iface: Option<String>,
+        /// Do not write the procedure record (MCAP, `<out>/record/record.mcap`; written by default).
+        #[arg(long)]
+        no_record: bool,
+        /// A hardware enable pedal: its tty (e.g. /dev/ttyUSB0), or `sim` for the simulated one behind a
+        /// pseudo-terminal. Its release, silence (100 ms) or loss holds the motion in the cycle, in this process.
+        #[arg(long)]
+        pedal: Option<String>,
+        /// Serve 3D Slicer over OpenIGTLink (e.g. 127.0.0.1:18944, Slicer's default port): entry and target POINTs in,
+        /// STRING commands, the needle tip and T_robot_ct as TRANSFORMs, STATUS and every scan as IMAGE out. The
+        /// connection is an enable source: losing Slicer mid-insertion holds the needle until the operator resumes.
+        #[arg(long)]
+        igtl: Option<std::net::SocketAddr>,
+    },
+    /// Procedure records (MCAP).
+    Record {
+        #[command(subcommand)]
+        command: RecordCommand,
     },
     /// Print the `acus-ecat-emulator --params` YAML for the simulation's drives (their configuration and start pose).
     EmulatorParams {
         /// Simulation configuration.
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml"))]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordCommand {
+    /// Print a record's timeline (requests, answers, state changes, faults, scans, check-scan errors) and its message
+    /// count per topic. Reads a finished record and one whose recorder was killed alike.
+    Summary {
+        /// The MCAP file (`<out>/record/record.mcap`).
+        file: PathBuf,
     },
 }
 
@@ -97,6 +124,18 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
+        Command::Record {
+            command: RecordCommand::Summary { file },
+        } => match acus_record::summary(&file) {
+            Ok(summary) => {
+                print!("{summary}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("acus record summary: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Sim {
             config,
             out,
@@ -105,6 +144,9 @@ fn main() -> std::process::ExitCode {
             world,
             ecat_iface,
             serve,
+            no_record,
+            pedal,
+            igtl,
         } => {
             let out = out.unwrap_or_else(|| {
                 let t = std::time::SystemTime::now()
@@ -121,6 +163,12 @@ fn main() -> std::process::ExitCode {
                 seed,
                 world,
                 drives,
+                record: !no_record,
+                pedal: pedal.map(|p| match p.as_str() {
+                    "sim" => acus_launch::system::Pedal::Simulated,
+                    _ => acus_launch::system::Pedal::Device(PathBuf::from(p)),
+                }),
+                igtl,
             };
             if serve {
                 return match acus_launch::run::serve(&options) {

@@ -65,6 +65,8 @@ pub struct Operator {
     deadman_held: std::sync::Arc<std::sync::atomic::AtomicU8>,
     /// Called with each answer as it arrives (progress display).
     pub on_answer: Box<dyn FnMut(&Answer) + Send>,
+    /// The operator's foot on a hardware enable pedal, if the system has one: pressed with the console's deadman.
+    pub pedal: Option<Box<dyn Fn(bool) + Send>>,
 }
 
 impl Operator {
@@ -150,6 +152,7 @@ impl Operator {
             estop_held,
             deadman_held,
             on_answer: Box::new(|_| {}),
+            pedal: None,
         })
     }
 
@@ -192,6 +195,9 @@ impl Operator {
     /// where the motion stopped).
     pub async fn set_enable(&mut self, held: bool, log: &mut BiopsyLog) -> Result<Answer> {
         self.deadman().hold(held);
+        if let Some(pedal) = &self.pedal {
+            pedal(held);
+        }
         if !held {
             let answer = Answer {
                 service: format!("/deadman/{}", self.console),

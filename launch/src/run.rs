@@ -26,6 +26,17 @@ pub struct SimOptions {
     pub world: Option<String>,
     /// Where the drives are.
     pub drives: system::Drives,
+    /// Write the procedure record (`<out>/record/record.mcap`).
+    pub record: bool,
+    /// The hardware enable pedal, if one is used (its release or silence holds the motion in the cycle).
+    pub pedal: Option<system::Pedal>,
+    /// Serve 3D Slicer over OpenIGTLink on this address.
+    pub igtl: Option<std::net::SocketAddr>,
+}
+
+/// Where the procedure record goes in the output folder (the folder becomes a rosbag2 bag).
+pub fn record_path(out: &Path) -> PathBuf {
+    out.join("record").join("record.mcap")
 }
 
 /// What the biopsy achieved.
@@ -47,8 +58,23 @@ pub struct Summary {
     pub world: String,
     /// FRE of the registration, m RMS.
     pub fre: Option<f64>,
+    /// The procedure record, if one was written.
+    pub record: Option<RecordFigures>,
     /// The summary as printed.
     pub text: String,
+}
+
+/// What the procedure record holds, as the summary prints it.
+#[derive(Clone, Debug)]
+pub struct RecordFigures {
+    /// The MCAP file.
+    pub path: PathBuf,
+    /// Messages per topic.
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// The procedure's state after the last answer (as that answer gave it).
+    pub final_state: Option<String>,
+    /// The last answers and the final state reached the record before it was finished.
+    pub complete: bool,
 }
 
 /// Run the simulated biopsy; `progress` gets every answer as it arrives.
@@ -73,13 +99,16 @@ pub fn serve(options: &SimOptions) -> Result<()> {
     } else {
         Pacing::Simulated
     };
-    let sim = system::start(&config, &options.out.join("scans"), pacing, &options.drives)?;
+    let mut sim = start_system(&config, options, pacing)?;
     println!(
         "acus sim: serving in world `{}` ({}; entry and target from {}; each console: /estop/<name> and /deadman/<name> at ≥ 20 Hz, silence counts as pressed and released); Ctrl-C stops",
         config.world.name,
         config.world_path.display(),
         options.config.display()
     );
+    if let Some(addr) = sim.igtl_addr {
+        println!("acus sim: 3D Slicer: OpenIGTLink server on {addr}");
+    }
     runtime.block_on(async {
         let name = stop_signal().await?;
         println!("acus sim: {name}: stopping the robot");
@@ -88,7 +117,21 @@ pub fn serve(options: &SimOptions) -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("orderly stop: {e}"))
     })?;
+    if let Some(recording) = sim.recording.as_mut() {
+        recording.finish()?;
+        println!("acus sim: record {}", recording.recorder.path().display());
+    }
     Ok(())
+}
+
+/// The system as the options ask for it: scans in `<out>/scans`, the record (unless turned off) in `<out>/record`.
+fn start_system(config: &SimConfig, options: &SimOptions, pacing: Pacing) -> Result<system::SimSystem> {
+    let attached = system::Attached {
+        record: options.record.then(|| record_path(&options.out)),
+        pedal: options.pedal.clone(),
+        igtl: options.igtl,
+    };
+    system::start(config, &options.out.join("scans"), pacing, &options.drives, &attached)
 }
 
 /// The first SIGINT (Ctrl-C) or SIGTERM (a launch system, `kill`), by name.
@@ -118,11 +161,14 @@ pub fn run_with(
         Pacing::Simulated
     };
     let booted = Instant::now();
-    let mut sim = system::start(&config, &options.out.join("scans"), pacing, &options.drives)?;
+    let mut sim = start_system(&config, options, pacing)?;
     let mut started = Instant::now();
     let log = runtime.block_on(async {
         let mut operator = Operator::start(&sim.ctx, config.controller.entry, config.controller.target).await?;
         operator.on_answer = Box::new(progress);
+        if let Some(pedal) = sim.sim_pedal.clone() {
+            operator.pedal = Some(Box::new(move |held| if held { pedal.press() } else { pedal.release() }));
+        }
         started = Instant::now();
         let log = tokio::select! {
             log = operator.biopsy() => log,
@@ -145,6 +191,15 @@ pub fn run_with(
     let wall_seconds = started.elapsed().as_secs_f64();
     let startup_seconds = (started - booted).as_secs_f64();
     let sim_seconds = sim.sim_seconds();
+    let record = match &log {
+        Ok(log) => finish_record(&mut sim, log)?,
+        Err(_) => {
+            if let Some(recording) = sim.recording.as_mut() {
+                recording.finish()?;
+            }
+            None
+        }
+    };
     sim.stop_nodes();
     let log = log?;
     let records = sim.scanner.records.lock().map(|r| r.clone()).unwrap_or_default();
@@ -186,12 +241,13 @@ pub fn run_with(
         let truth = record.true_tip.map_or(f64::NAN, |t| t.distance(&record.true_lesion)) * 1e3;
         let _ = writeln!(
             text,
-            "  check scan {}: tip to target {} mm measured, {:.2} mm true; tip {} mm from where expected; correction {}°",
+            "  check scan {}: tip to target {} mm measured, {:.2} mm true; tip {} mm from where expected; correction {}°{}",
             i + 1,
             seen.get("tip to target [mm]").map_or("?", String::as_str),
             truth,
             seen.get("tip off expected [mm]").map_or("?", String::as_str),
             seen.get("correction pivot [deg]").map_or("?", String::as_str),
+            seen.get(acus_nodes::wire::PICTURE_KEY).map_or(String::new(), |p| format!("; picture {p}")),
         );
     }
     let _ = writeln!(
@@ -210,6 +266,27 @@ pub fn run_with(
         if options.realtime { "real-time" } else { "simulated" },
         startup_seconds
     );
+    if let Some(r) = &record {
+        let per_topic: Vec<String> = r.counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        let _ = write!(
+            text,
+            "record: {} ({} messages: {})",
+            r.path.display(),
+            r.counts.values().sum::<u64>(),
+            per_topic.join(", ")
+        );
+        if let Some(stage) = &r.final_state {
+            let _ = write!(text, "; final state: {stage}");
+        }
+        if !r.complete {
+            let _ = write!(
+                text,
+                "; INCOMPLETE: the last answers or the final state did not reach the record within {} s",
+                RECORD_CATCH_UP.as_secs()
+            );
+        }
+        let _ = writeln!(text);
+    }
     let _ = writeln!(text, "scans and log: {}", options.out.display());
     write_log(&options.out, &log, &text)?;
     Ok(Summary {
@@ -221,8 +298,48 @@ pub fn run_with(
         check_scans: checks.len(),
         world: config.world.name.clone(),
         fre,
+        record,
         text,
     })
+}
+
+/// How long the record may take to receive what the procedure published before the biopsy ended (DDS delivers on its
+/// own schedule); past it the summary says the record is incomplete.
+const RECORD_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Let the record catch up with every answer the operator got and the procedure's final state, then finish it. The
+/// summary line gives what the record holds, per topic, as `acus record summary` and any MCAP reader count it.
+fn finish_record(sim: &mut system::SimSystem, log: &BiopsyLog) -> Result<Option<RecordFigures>> {
+    let Some(recording) = sim.recording.as_mut() else {
+        return Ok(None);
+    };
+    // The procedure answers every request it receives (the registration has its own node; the deadman is a topic).
+    let answered = log
+        .answers
+        .iter()
+        .filter(|a| a.service != "/registration/register" && !a.service.starts_with("/deadman/"))
+        .count() as u64;
+    let final_stage = log
+        .answers
+        .iter()
+        .rev()
+        .find(|a| a.service != "/registration/register" && !a.service.starts_with("/deadman/"))
+        .and_then(|a| a.message.rsplit(" → ").next())
+        .map(str::to_owned);
+    let answers_in = recording.wait_for(acus_record::formats::ANSWERS_TOPIC, answered, RECORD_CATCH_UP);
+    let state_in = final_stage.as_deref().is_none_or(|stage| {
+        recording.wait_until(acus_record::formats::STATE_TOPIC, RECORD_CATCH_UP, |cdr| {
+            <r2r::std_msgs::msg::String as r2r::WrappedTypesupport>::from_serialized_bytes(cdr)
+                .is_ok_and(|m| !m.data.is_empty() && stage.starts_with(&m.data))
+        })
+    });
+    recording.finish()?;
+    Ok(Some(RecordFigures {
+        path: recording.recorder.path().to_owned(),
+        counts: recording.recorder.counts().unwrap_or_default(),
+        final_state: final_stage,
+        complete: answers_in && state_in,
+    }))
 }
 
 fn write_log(out: &Path, log: &BiopsyLog, summary: &str) -> Result<()> {

@@ -2,7 +2,7 @@
 //! the virtual scanner, and the ROS 2 nodes (robot_state, registration, procedure) — the same nodes and drivers that run
 //! the real robot.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use acus_nodes::procedure::{self, NeedleSpec, ProcedureSettings};
 use acus_nodes::registration::{self, RegistrationConfig};
 use acus_nodes::robot_description::{self, RobotStateConfig};
 use acus_nodes::RunningNode;
+use acus_record::{Recorder, RecorderNode, PROCEDURE_TOPICS};
 use acus_sim_twin::patient::{FrameAsBuilt, Patient};
 use acus_sim_twin::robot::AsBuiltRobot;
 use anyhow::{anyhow, Context, Result};
@@ -41,6 +42,13 @@ pub struct SimSystem {
     pub scanner: Arc<SimScanner>,
     /// The latest registration outcome.
     pub registration: watch::Receiver<Option<Result<GatedRegistration, RegistrationError>>>,
+    /// The procedure record being written, if asked for.
+    pub recording: Option<Recording>,
+    /// The simulated enable pedal, if `Pedal::Simulated` was asked for (the operator's foot).
+    pub sim_pedal: Option<Arc<acus_sim_serial::SimPedal>>,
+    /// Where the OpenIGTLink server listens, if Slicer was asked for.
+    pub igtl_addr: Option<std::net::SocketAddr>,
+    _pedal_reader: Option<PedalReader>,
     nodes: Vec<RunningNode>,
     _link: Link,
 }
@@ -50,6 +58,91 @@ pub struct SimSystem {
 enum Link {
     InProcess(acus_sim_ecat::inproc::InProcessLink),
     Nic(std::thread::JoinHandle<()>),
+}
+
+/// A procedure record being written: the recorder node (DDS) and its file.
+pub struct Recording {
+    node: Option<RecorderNode>,
+    /// The record (the recorder node writes into it; so may the composition root).
+    pub recorder: Arc<Recorder>,
+}
+
+impl Recording {
+    /// Start recording [`PROCEDURE_TOPICS`] into `path` (its folder is created, and becomes a rosbag2 bag on finish).
+    fn start(ctx: &r2r::Context, path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let recorder = Arc::new(Recorder::create(path).with_context(|| format!("recording into {}", path.display()))?);
+        let node = RecorderNode::start(ctx, "recorder", Arc::clone(&recorder), PROCEDURE_TOPICS)
+            .context("the recorder node")?;
+        Ok(Self {
+            node: Some(node),
+            recorder,
+        })
+    }
+
+    /// Wait until the record holds at least `count` messages of `topic` (what the procedure is known to have
+    /// published; DDS delivers to the recorder on its own schedule), at most `timeout`. False on timeout.
+    pub fn wait_for(&self, topic: &str, count: u64, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let have = self.recorder.counts().map_or(0, |c| c.get(topic).copied().unwrap_or(0));
+            if have >= count {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Wait until the last message recorded on `topic` satisfies `test` (given its CDR), at most `timeout`. False on
+    /// timeout.
+    pub fn wait_until(&self, topic: &str, timeout: Duration, test: impl Fn(&[u8]) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(last)) = self.recorder.last_message(topic) {
+                if test(&last) {
+                    return true;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stop recording and write the summary, footer and `metadata.yaml`.
+    pub fn finish(&mut self) -> Result<()> {
+        self.node = None;
+        self.recorder
+            .finish()
+            .with_context(|| format!("finishing {}", self.recorder.path().display()))
+    }
+}
+
+/// The enable pedal on a serial line, if one is used: a device path, or one simulated behind a pseudo-terminal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pedal {
+    /// A real pedal (or any device speaking its line protocol) on this tty.
+    Device(PathBuf),
+    /// The simulated pedal (acus-sim-serial) behind a pty in the output folder; [`SimSystem::sim_pedal`] presses it.
+    Simulated,
+}
+
+/// What is attached to the system besides the drives, the scanner and the nodes.
+#[derive(Clone, Debug, Default)]
+pub struct Attached {
+    /// Write the procedure record here (MCAP), started before any node so that it misses nothing they publish.
+    pub record: Option<PathBuf>,
+    /// A hardware enable pedal.
+    pub pedal: Option<Pedal>,
+    /// Serve 3D Slicer over OpenIGTLink on this address (acus-slicer's bridge, in this process: its connection is an
+    /// enable source of the cycle, so losing Slicer mid-insertion holds the needle).
+    pub igtl: Option<std::net::SocketAddr>,
 }
 
 /// Where the EtherCAT drives are.
@@ -62,8 +155,16 @@ pub enum Drives {
     Nic(String),
 }
 
-/// Start everything; must be called inside a tokio runtime (nodes spawn their tasks). `out` receives the scans.
-pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives) -> Result<SimSystem> {
+/// Start everything; must be called inside a tokio runtime (nodes spawn their tasks). `out` receives the scans;
+/// `record`, if given, the procedure record (MCAP), started before any node so that it misses nothing they publish.
+pub fn start(
+    config: &SimConfig,
+    out: &Path,
+    pacing: Pacing,
+    drives_at: &Drives,
+    attached: &Attached,
+) -> Result<SimSystem> {
+    let record = attached.record.as_deref();
     let controller_config = &config.controller;
     let fiducials = FiducialModel::from_urdf_str(&controller_config.urdf).context("fiducial frame in the URDF")?;
     let drives = load_drives(&config.drives_path)?;
@@ -96,6 +197,27 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
     };
     let mut controller = Controller::spawn_paced(bus, &drives.axes, period, pacing).context("EtherCAT cycle")?;
     let consoles = register_consoles(&mut controller, &controller_config.file, period, pacing)?;
+    let (pedal_reader, sim_pedal) = match &attached.pedal {
+        Some(pedal) => {
+            let (reader, sim) = start_pedal(&mut controller, pedal, out, period, pacing)?;
+            (Some(reader), sim)
+        }
+        None => (None, None),
+    };
+    // Slicer's connection: an enable source refreshed by the bridge every 10 ms while a client is connected.
+    let slicer_hold = match attached.igtl {
+        Some(addr) => {
+            let cycles = (SLICER_DEADLINE.as_secs_f64() / period.as_secs_f64() * stretch(pacing))
+                .ceil()
+                .min(f64::from(u32::MAX)) as u32;
+            let hold = controller
+                .register_source(SourceKind::Enable, &format!("slicer {addr}"), cycles)
+                .context("registering the Slicer connection as an enable source")?;
+            Some((addr, hold))
+        }
+        None => None,
+    };
+    let mut igtl_addr = None;
     let motion = Motion::start(controller, period).context("motion supervisor")?;
 
     // The world: the robot as built and the frame as manufactured, drawn from the seed against the design.
@@ -107,6 +229,7 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
     let patient = Patient::new(config.patient.clone(), robot, frame)?;
     let patient = Arc::new(Mutex::new(patient));
     let ctx = r2r::Context::create().map_err(|e| anyhow!("ROS 2 context: {e}"))?;
+    let recording = record.map(|path| Recording::start(&ctx, path)).transpose()?;
 
     // /joint_states from the measured positions.
     let (joints_tx, joints) = watch::channel(JointPositions::default());
@@ -159,6 +282,23 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
         outcomes.clone(),
     )?;
     let mut nodes = vec![robot_state, registration, procedure];
+    if let Some((addr, hold)) = slicer_hold {
+        let bridge = tokio::runtime::Handle::current()
+            .block_on(acus_slicer::start(
+                &ctx,
+                acus_slicer::BridgeConfig {
+                    server: acus_igtl::ServerConfig {
+                        addr,
+                        ..acus_igtl::ServerConfig::default()
+                    },
+                    ..acus_slicer::BridgeConfig::with_hold(hold)
+                },
+            ))
+            .with_context(|| format!("OpenIGTLink on {addr}"))?;
+        tracing::info!("3D Slicer: OpenIGTLink server on {}", bridge.local_addr);
+        igtl_addr = Some(bridge.local_addr);
+        nodes.push(bridge.node);
+    }
     nodes.push(RunningNode::new_tasks(vec![follow]));
     Ok(SimSystem {
         ctx,
@@ -167,6 +307,10 @@ pub fn start(config: &SimConfig, out: &Path, pacing: Pacing, drives_at: &Drives)
         patient,
         scanner,
         registration: outcomes,
+        recording,
+        sim_pedal,
+        igtl_addr,
+        _pedal_reader: pedal_reader,
         nodes,
         _link: link,
     })
@@ -207,6 +351,112 @@ fn register_consoles(
         })
         .collect::<Result<_, acus_ethercat::Error>>()
         .context("registering the consoles' safety inputs")
+}
+
+/// How long the Slicer connection's enable source may go unrefreshed (the bridge refreshes it every 10 ms) before the
+/// cycle counts it released, wall time (stretched on the simulated clock).
+const SLICER_DEADLINE: Duration = Duration::from_millis(100);
+
+/// A deadline on the drive clock is stretched by this on the simulated clock (which outruns the wall).
+fn stretch(pacing: Pacing) -> f64 {
+    match pacing {
+        Pacing::RealTime => 1.0,
+        Pacing::Simulated => SIMULATED_SPEED_BOUND,
+    }
+}
+
+/// The pedal's silence deadline (wall clock) on the simulated clock; on the real-time clock it is the reader's 100 ms.
+pub const SIMULATED_PEDAL_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Register the pedal as an enable source of the cycle and start its reader, which refreshes the source with the level
+/// it hears (released, silent, unplugged or garbage all count as released; acus_serial::pedal_port). The reader runs in
+/// this process, the one that owns the cycle: the pedal reaches the drives without passing through DDS. On the drive
+/// clock the source's deadline is the pedal deadline, stretched on the simulated clock like a console's.
+fn start_pedal(
+    controller: &mut Controller<acus_ethercat::runner::Disabled>,
+    pedal: &Pedal,
+    out: &Path,
+    period: Duration,
+    pacing: Pacing,
+) -> Result<(PedalReader, Option<Arc<acus_sim_serial::SimPedal>>)> {
+    let (path, sim) = match pedal {
+        Pedal::Device(path) => (path.clone(), None),
+        Pedal::Simulated => {
+            let dir = out.join("pedal");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let sim = acus_sim_serial::SimPedal::start(&dir).context("the simulated pedal")?;
+            (sim.path().to_owned(), Some(Arc::new(sim)))
+        }
+    };
+    let mut config = acus_serial::pedal_port::PedalConfig::new(&path);
+    if pacing == Pacing::Simulated {
+        // The simulated clock keeps a cycle thread busy on every core it can get: a wall-clock gap of 100 ms there is
+        // the pedal's reader or sender waiting for a core, not a pedal gone quiet. Silence still counts as released,
+        // after a second.
+        config.deadline = SIMULATED_PEDAL_DEADLINE;
+    }
+    config.validate().context("pedal configuration")?;
+    let stretch = match pacing {
+        Pacing::RealTime => 1.0,
+        Pacing::Simulated => SIMULATED_SPEED_BOUND,
+    };
+    let cycles = (config.deadline.as_secs_f64() / period.as_secs_f64() * stretch)
+        .ceil()
+        .min(f64::from(u32::MAX)) as u32;
+    let mut input = controller
+        .register_source(SourceKind::Enable, &format!("pedal {}", path.display()), cycles)
+        .context("registering the pedal's safety input")?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("pedal".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                // Nothing refreshes the source: the cycle sees the pedal silent, i.e. released.
+                Err(e) => return tracing::error!("pedal reader runtime: {e}"),
+            };
+            let mut last = None;
+            let reader = acus_serial::pedal_port::run_pedal(config, move |level| {
+                input.refresh(level.held);
+                if last.as_ref() != Some(&level.why) {
+                    tracing::info!("pedal: {:?}", level.why);
+                    last = Some(level.why);
+                }
+            });
+            runtime.block_on(async {
+                tokio::select! {
+                    // It returns only for a configuration it refuses (validated above).
+                    Err(e) = reader => tracing::error!("pedal reader: {e}"),
+                    _ = stopped => {}
+                }
+            });
+        })
+        .context("the pedal reader thread")?;
+    Ok((
+        PedalReader {
+            stop: Some(stop),
+            thread: Some(thread),
+        },
+        sim,
+    ))
+}
+
+/// The pedal's reader on a thread and runtime of its own: a loaded main runtime (nodes, scans) cannot delay it, so
+/// its silence is the pedal's. Dropping it stops the reader; the source then falls silent (released).
+struct PedalReader {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for PedalReader {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The procedure's settings, from the controller's configuration alone (the world cannot reach them: see

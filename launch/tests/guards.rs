@@ -47,7 +47,14 @@ fn with_system(config: SimConfig, body: impl AsyncFnOnce(&SimSystem, &mut Operat
     let out = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
-    let sim = system::start(&config, out.path(), Pacing::Simulated, &Drives::InProcess).unwrap();
+    let sim = system::start(
+        &config,
+        out.path(),
+        Pacing::Simulated,
+        &Drives::InProcess,
+        &system::Attached::default(),
+    )
+    .unwrap();
     rt.block_on(async {
         let mut operator = Operator::start(&sim.ctx, config.controller.entry, config.controller.target)
             .await

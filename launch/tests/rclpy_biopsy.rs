@@ -20,7 +20,14 @@ fn rclpy_drives_a_biopsy_through_ros_alone() {
         let out = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();
         let _guard = rt.enter();
-        let sim = system::start(&config, out.path(), Pacing::Simulated, &Drives::InProcess).unwrap();
+        let sim = system::start(
+            &config,
+            out.path(),
+            Pacing::Simulated,
+            &Drives::InProcess,
+            &system::Attached::default(),
+        )
+        .unwrap();
         let report = Peer::spawn(peer_script(env!("CARGO_MANIFEST_DIR"), "biopsy_peer.py"), &[])
             .finish(Duration::from_secs(600));
         let report: serde_json::Value = serde_json::from_str(report.trim()).unwrap();

@@ -24,6 +24,9 @@ fn biopsy_in(world: &str, seed: Option<u64>, max_error: f64) -> acus_launch::run
         seed,
         world: Some(world.into()),
         drives: Drives::InProcess,
+        record: true,
+        pedal: None,
+        igtl: None,
     };
     let summary = run(&options, |a| println!("{} {}: {}", a.service, a.success, a.message)).unwrap();
     println!("{}", summary.text);
@@ -71,6 +74,9 @@ fn ideal_world_biopsy_reaches_the_target_within_0_4_mm() {
             seed: None,
             world: Some("ideal".into()),
             drives: Drives::InProcess,
+            record: true,
+            pedal: None,
+            igtl: None,
         };
         let summary = run(&options, |a| println!("{} {}: {}", a.service, a.success, a.message)).unwrap();
         println!("{}", summary.text);
@@ -122,6 +128,9 @@ fn the_same_seed_gives_the_same_biopsy() {
                 seed: Some(2),
                 world: Some("realistic".into()),
                 drives: Drives::InProcess,
+                record: true,
+                pedal: None,
+                igtl: None,
             };
             let summary = run(&options, |_| {}).unwrap();
             let checks: Vec<_> = summary

@@ -227,12 +227,20 @@ impl Actor {
             done_within: self.s.done_within,
             min_correction_depth: self.s.min_correction_depth,
         };
-        let scan = self.scanner.acquire(ScanPurpose::Check { step });
+        let purpose = ScanPurpose::Check { step };
+        let scan = self.scanner.acquire(purpose);
+        let reports = self.reports.clone();
         Some(Box::pin(async move {
             let result = match scan.await {
-                Ok(dir) => tokio::task::spawn_blocking(move || analyse(&dir, &input).map(|r| (dir, r)))
-                    .await
-                    .unwrap_or_else(|e| Err(CheckScanError::Analysis(e.to_string()))),
+                Ok(dir) => {
+                    let _ = reports.send(Report::Scan {
+                        purpose,
+                        dir: dir.clone(),
+                    });
+                    tokio::task::spawn_blocking(move || analyse(&dir, &input).map(|r| (dir, r)))
+                        .await
+                        .unwrap_or_else(|e| Err(CheckScanError::Analysis(e.to_string())))
+                }
                 Err(e) => Err(CheckScanError::NotAcquired(e)),
             };
             Done::Checked(step, result)
@@ -498,6 +506,10 @@ impl Actor {
             }
             Done::PlanningScan(Ok(dir)) => {
                 self.say(format!("planning scan written to {}", dir.display()));
+                let _ = self.reports.send(Report::Scan {
+                    purpose: ScanPurpose::Planning,
+                    dir,
+                });
                 None
             }
             Done::PlanningScan(Err(e)) => {

@@ -10,6 +10,7 @@ use acus_control::needle::{
     find_needle, plan_correction, AxisPrior, CorrectionInput, InsertionStep, NeedleSearch, ObservedShaft,
 };
 use acus_control::planning::{InsertionPlan, Planner, Replan};
+use acus_control::registration::CtVolume;
 use nalgebra::UnitQuaternion;
 
 /// Why a check scan gave no answer.
@@ -47,6 +48,10 @@ pub struct PerformedStep {
 pub struct CheckResult {
     /// Tip found, CT.
     pub tip_ct: Point<Ct>,
+    /// Shaft direction found behind the tip, towards the tip, CT.
+    pub direction: nalgebra::Unit<nalgebra::Vector3<f64>>,
+    /// The picture of this check scan, if it was written.
+    pub picture: Option<std::path::PathBuf>,
     /// Tip found, robot base.
     pub tip_robot: Point<RobotBase>,
     /// Shaft direction behind the tip as the correction uses it (none when it stopped before the correction), CT.
@@ -108,9 +113,31 @@ pub struct CheckInput {
     pub min_correction_depth: f64,
 }
 
-/// Read the series in `dir`, find the needle near the axis the robot holds it on, and plan the correction.
+/// Read the series in `dir`, find the needle near the axis the robot holds it on, and plan the correction; then draw the
+/// check scan (a slice along the needle with the plan and what was found) beside the series, `<dir>.svg`. A picture that
+/// cannot be written is logged, not a fault: the analysis stands without it.
 pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, CheckScanError> {
     let (volume, _) = acus_dicom::read_ct_series(dir).map_err(|e| CheckScanError::Import(std::sync::Arc::new(e)))?;
+    let mut result = analyse_volume(&volume, input)?;
+    let view = acus_pictures::CheckView {
+        n: input.steps.len(),
+        entry: input.entry_ct,
+        target: input.plan.target_ct(),
+        target_found: result.target_ct,
+        tip_found: result.tip_ct,
+        shaft_dir: Some(result.direction),
+        to_target_m: result.to_target,
+    };
+    let path = dir.with_extension("svg");
+    match acus_pictures::check_scan_svg(&volume, &view).write_svg(&path) {
+        Ok(()) => result.picture = Some(path),
+        Err(e) => tracing::warn!("check scan picture {}: {e}", path.display()),
+    }
+    Ok(result)
+}
+
+/// The analysis of a check scan already read.
+fn analyse_volume(volume: &CtVolume, input: &CheckInput) -> Result<CheckResult, CheckScanError> {
     let t_ct_robot = input.t_robot_ct.inverse();
     let state = input.planner.model().forward(&input.q);
     let direction_ct = nalgebra::Unit::new_normalize(t_ct_robot.apply_vector(&state.direction));
@@ -119,10 +146,10 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, CheckScanE
     search.needle_radius = input.needle.radius;
     search.tip_offset = input.needle.radius / 3.0;
     search.needle_hu = input.needle.hu;
-    let seen = find_needle(&volume, &search).map_err(CheckScanError::Needle)?;
+    let seen = find_needle(volume, &search).map_err(CheckScanError::Needle)?;
     let tip_robot = input.t_robot_ct.apply(&seen.tip);
     let (target_ct, target_not_found) = match input.lesion {
-        Some((radius, contrast)) => match find_lesion(&volume, &LesionSearch::new(input.target_ct, radius, contrast)) {
+        Some((radius, contrast)) => match find_lesion(volume, &LesionSearch::new(input.target_ct, radius, contrast)) {
             Ok(found) => match input.plan.bounded_target(&found.center) {
                 Ok(center) => (center, None),
                 Err(e) => (input.target_ct, Some(e.to_string())),
@@ -139,6 +166,8 @@ pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, CheckScanE
     };
     let mut result = CheckResult {
         tip_ct: seen.tip,
+        direction: seen.direction,
+        picture: None,
         tip_robot,
         shaft: None,
         target_ct,

@@ -153,6 +153,13 @@ pub enum Report {
         /// Its answer.
         answer: Answer,
     },
+    /// A scan was written (before its analysis: a scan that cannot be analysed is reported too).
+    Scan {
+        /// What it is for.
+        purpose: ScanPurpose,
+        /// Its series folder.
+        dir: PathBuf,
+    },
     /// A check scan was analysed.
     CheckScan {
         /// Check scan number (from 1).

@@ -76,6 +76,27 @@ pub enum RegisterError {
     },
 }
 
+/// Draw the fiducials found against the frame model mapped into the CT, beside the series (`<dir>.registration.svg`),
+/// accepted or not (a refused registration is the one to look at). A picture that cannot be written is logged only.
+fn draw_registration(dir: &Path, registration: &acus_control::registration::Registration, model: &FiducialModel) {
+    let t_ct_robot = registration.t_robot_ct().inverse();
+    let (found, model_in_ct): (Vec<_>, Vec<_>) = registration
+        .fits()
+        .iter()
+        .filter_map(|f| {
+            model
+                .points()
+                .get(f.model_index)
+                .map(|m| (f.detected, t_ct_robot.apply(m)))
+        })
+        .unzip();
+    let svg = acus_pictures::registration_svg(&found, &model_in_ct, registration.fre_rms());
+    let path = dir.with_extension("registration.svg");
+    if let Err(e) = acus_pictures::write_svg(&path, &svg) {
+        tracing::warn!("registration picture {}: {e}", path.display());
+    }
+}
+
 /// Import the series in `dir`, find and match the fiducials, fit `T_robot_ct` and pass it through the gate (IO, then pure).
 pub fn register_series(
     dir: &Path,
@@ -92,6 +113,7 @@ pub fn register_series(
     let mut workspace = DetectionWorkspace::new();
     let (registration, _detections) = register_volume(&volume, model, &params, &mut workspace)
         .map_err(|source| RegisterError::Register { dir: name, source })?;
+    draw_registration(dir, &registration, model);
     gate.check(registration.clone(), targets)
         .map_err(|refusal| RegisterError::Refused {
             registration: Box::new(registration),

@@ -12,7 +12,9 @@ mod lengths;
 mod series;
 mod slice;
 
-pub use series::{read_ct_buffers, read_ct_files, read_ct_series, read_ct_series_indexed, SeriesReport, MAX_VOXELS};
+pub use series::{
+    first_header, read_ct_buffers, read_ct_files, read_ct_series, read_ct_series_indexed, SeriesReport, MAX_VOXELS,
+};
 pub use slice::{decode_slice, read_header, read_header_from_bytes, SliceHeader};
 
 /// Everything that can go wrong importing a CT series.

@@ -24,12 +24,51 @@ pub const MAX_VOXELS: u64 = 1 << 31;
 pub struct SeriesReport {
     /// Series Instance UID.
     pub series_uid: String,
+    /// Study Instance UID of the series (its first slice), if given.
+    pub study_uid: Option<String>,
+    /// Frame of Reference UID of the series (its first slice), if given.
+    pub frame_of_reference_uid: Option<String>,
     /// Slices read.
     pub slices: usize,
     /// Files skipped (not DICOM, or DICOM without pixel data).
     pub skipped: usize,
     /// Voxels above the threshold asked for (empty, threshold i16::MAX, if none was asked).
     pub bright: BrightVoxels,
+}
+
+/// The files of `dir` (not recursing), sorted by name.
+fn files_in(dir: &Path) -> Result<Vec<PathBuf>, DicomError> {
+    let io = |source| DicomError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if entry.file_type().map_err(io)?.is_file() {
+            paths.push(entry.path());
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// The header of the first image (by file name) in `dir`: a series' identity (series, study and frame-of-reference UIDs)
+/// without reading its pixels. Files that are not DICOM images are skipped, as the series reader skips them.
+pub fn first_header(dir: &Path) -> Result<Slice, DicomError> {
+    let paths = files_in(dir)?;
+    let mut skipped = 0;
+    for path in &paths {
+        match read_header(path) {
+            Ok(Some(header)) => return Ok(header),
+            Ok(None) | Err(DicomError::Parse { .. }) => skipped += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(DicomError::NoImages {
+        dir: dir.display().to_string(),
+        skipped,
+    })
 }
 
 /// Reads every file of `dir` (not recursing) as one CT series.
@@ -45,18 +84,7 @@ pub fn read_ct_series_indexed(
     bright_threshold: Option<i16>,
     buffer: Vec<i16>,
 ) -> Result<(CtVolume, SeriesReport), DicomError> {
-    let io = |source| DicomError::Io {
-        path: dir.display().to_string(),
-        source,
-    };
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        if entry.file_type().map_err(io)?.is_file() {
-            paths.push(entry.path());
-        }
-    }
-    paths.sort();
+    let paths = files_in(dir)?;
     read_ct_files(&paths, &dir.display().to_string(), bright_threshold, buffer)
 }
 
@@ -281,6 +309,8 @@ fn assemble(
     };
     let dims = [s0.columns, s0.rows, slices.len()];
     let series_uid = s0.series_uid.clone();
+    let study_uid = s0.study_uid.clone();
+    let frame_of_reference_uid = s0.frame_of_reference_uid.clone();
     let count = slices.len();
     let voxels = (dims[0] as u64)
         .saturating_mul(dims[1] as u64)
@@ -328,6 +358,8 @@ fn assemble(
         volume,
         SeriesReport {
             series_uid,
+            study_uid,
+            frame_of_reference_uid,
             slices: count,
             skipped,
             bright,
@@ -353,6 +385,8 @@ mod tests {
         Slice {
             path: PathBuf::from(format!("slice{k}")),
             series_uid: "2.25.1".into(),
+            study_uid: None,
+            frame_of_reference_uid: None,
             position: [0.0, 0.0, k as f64],
             orientation: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
             pixel_spacing: [1.0, 1.0],

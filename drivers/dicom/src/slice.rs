@@ -38,6 +38,10 @@ pub struct SliceHeader {
     pub path: PathBuf,
     /// Series Instance UID.
     pub series_uid: String,
+    /// Study Instance UID, if present (a check scan belongs to the planning scan's study).
+    pub study_uid: Option<String>,
+    /// Frame of Reference UID, if present: scans of one frame of reference share patient coordinates.
+    pub frame_of_reference_uid: Option<String>,
     /// ImagePositionPatient, mm (LPS).
     pub position: [f64; 3],
     /// ImageOrientationPatient: row direction then column direction.
@@ -228,6 +232,14 @@ fn text(obj: &DefaultDicomObject, path: &Path, tag: Tag, name: &'static str) -> 
     Ok(s.trim_end_matches(['\0', ' ']).trim().to_string())
 }
 
+/// An optional text attribute: absent or empty is `None`.
+fn opt_text(obj: &DefaultDicomObject, path: &Path, tag: Tag, name: &'static str) -> Result<Option<String>, DicomError> {
+    if obj.element_opt(tag).ok().flatten().is_none() {
+        return Ok(None);
+    }
+    text(obj, path, tag, name).map(|s| Some(s).filter(|s| !s.is_empty()))
+}
+
 /// Reads one file's header (parsing stops at the pixel data). `Ok(None)` for a DICOM object that is not an image
 /// (no Rows: a report, a DICOMDIR). Every value the import allocates from is checked here, before any allocation.
 pub fn read_header(path: &Path) -> Result<Option<SliceHeader>, DicomError> {
@@ -415,6 +427,8 @@ fn header_from_object(
         });
     }
     let series_uid = text(obj, path, tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?;
+    let study_uid = opt_text(obj, path, tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?;
+    let frame_of_reference_uid = opt_text(obj, path, tags::FRAME_OF_REFERENCE_UID, "FrameOfReferenceUID")?;
     let thickness = opt_float(obj, path, tags::SLICE_THICKNESS, "SliceThickness")?;
     let spacing_between = opt_float(obj, path, tags::SPACING_BETWEEN_SLICES, "SpacingBetweenSlices")?;
     for (attribute, v) in [("SliceThickness", thickness), ("SpacingBetweenSlices", spacing_between)] {
@@ -430,6 +444,8 @@ fn header_from_object(
     Ok(Some(SliceHeader {
         path: path.to_path_buf(),
         series_uid,
+        study_uid,
+        frame_of_reference_uid,
         position: [pos[0], pos[1], pos[2]],
         orientation: [ori[0], ori[1], ori[2], ori[3], ori[4], ori[5]],
         pixel_spacing: [spacing[0], spacing[1]],

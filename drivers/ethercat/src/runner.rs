@@ -60,6 +60,14 @@ pub enum Event {
         /// New mode.
         mode: Mode,
     },
+    /// The enable level the sources give changed: every enable source held and fresh (true), or one released or
+    /// silent (false). The cycle number is the one that first judged it.
+    EnableChanged {
+        /// Cycle number.
+        cycle: u64,
+        /// The new level.
+        held: bool,
+    },
 }
 
 const EVENT_CAPACITY: usize = 256;
@@ -163,6 +171,7 @@ fn run<B: Bus>(
     let mut outputs = [DriveOutputs::default(); MAX_AXES];
     let mut last_mode = Mode::Disabled;
     let mut last_fault: Option<Fault> = None;
+    let mut last_enable: Option<bool> = None;
     let mut deadline = Instant::now();
     let mut last_start = deadline;
     let mut last_cmd = Command::default();
@@ -197,6 +206,13 @@ fn run<B: Bus>(
                 cycle: status.cycle,
                 mode: status.mode,
             });
+        }
+        if last_enable != Some(status.enable_held) {
+            let _ = events.push(Event::EnableChanged {
+                cycle: status.cycle,
+                held: status.enable_held,
+            });
+            last_enable = Some(status.enable_held);
         }
         // Events first, then the status: whoever sees the fault in the status finds its event already queued.
         status_in.write(status);

@@ -1,4 +1,5 @@
-//! Serial device protocols, pure and IO-free (the tokio-serial drivers that use them are not written yet).
+//! Serial devices: their protocols, pure and IO-free ([`pedal`], [`ndi`]), and the async readers that put them on a
+//! real tty ([`pedal_port`], on tokio-serial).
 //!
 //! # Enable pedal line protocol
 //! The pedal sends, at 50 Hz, `$PED,<seq>,<H|R>*<XX>\r\n`: `seq` a decimal u32 that increments by one per frame
@@ -12,3 +13,4 @@
 
 pub mod ndi;
 pub mod pedal;
+pub mod pedal_port;

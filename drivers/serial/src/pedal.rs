@@ -128,6 +128,51 @@ impl SeqCheck {
     }
 }
 
+/// What [`SeqFollow`] makes of one frame's sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqVerdict {
+    /// Exactly one more than the previous frame (wrapping): the sender is alive and nothing was lost.
+    Next,
+    /// No previous frame to compare with (just opened, or after a gap): this frame only re-synchronises.
+    First,
+    /// Same number as the previous frame: a stuck or replayed sender.
+    Repeat,
+    /// Frames were lost or reordered; `expected` is what [`SeqVerdict::Next`] would have been.
+    Gap {
+        /// The number that was expected.
+        expected: u32,
+    },
+}
+
+/// Strict sequence follower for the reader: only a frame numbered previous + 1 is in sequence. Stricter than
+/// [`SeqCheck`] on purpose: a frame after a repeat or a gap is not trusted until the next one follows it, so a
+/// re-opened port or a replaying sender costs one frame period of "released", never a stale "held".
+#[derive(Debug, Default)]
+pub struct SeqFollow {
+    last: Option<u32>,
+}
+
+impl SeqFollow {
+    /// Judge `seq` and remember it (a repeat or gap re-synchronises on it).
+    pub fn check(&mut self, seq: u32) -> SeqVerdict {
+        let verdict = match self.last {
+            None => SeqVerdict::First,
+            Some(last) if last == seq => SeqVerdict::Repeat,
+            Some(last) if last.wrapping_add(1) == seq => SeqVerdict::Next,
+            Some(last) => SeqVerdict::Gap {
+                expected: last.wrapping_add(1),
+            },
+        };
+        self.last = Some(seq);
+        verdict
+    }
+
+    /// Forget the previous frame (on every (re)open).
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +207,13 @@ mod tests {
         );
         let mut s = SeqCheck::default();
         assert!(s.accept(1) && !s.accept(1) && s.accept(2));
+        let mut f = SeqFollow::default();
+        assert_eq!(f.check(u32::MAX), SeqVerdict::First);
+        assert_eq!(f.check(0), SeqVerdict::Next);
+        assert_eq!(f.check(0), SeqVerdict::Repeat);
+        assert_eq!(f.check(5), SeqVerdict::Gap { expected: 1 });
+        assert_eq!(f.check(6), SeqVerdict::Next);
+        f.reset();
+        assert_eq!(f.check(7), SeqVerdict::First);
     }
 }

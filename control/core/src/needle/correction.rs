@@ -14,8 +14,8 @@
 //! guide axis, and the lateral offset `o = (ox, oy)` of the entry. Their priors, [`AxisPrior`], are the controller's
 //! assumption about its own pointing accuracy (configuration), not a measured value.
 //!
-//! **Curvature.** For one straight-guided step of length `d` the tip leaves the guide axis sideways by `δ ≈ κ·d²/2 + t·d
-//! + o` towards the bevel. The parameters `(k, t, o)` are fitted to every observed tip by Gauss–Newton on
+//! **Curvature.** For one straight-guided step of length `d` the tip leaves the guide axis sideways by
+//! `δ ≈ κ·d²/2 + t·d + o` towards the bevel. The parameters `(k, t, o)` are fitted to every observed tip by Gauss–Newton on
 //! `Σ|tip_i − observed_i|²/σ_tip² + Σ|shaft_i − observed shaft_i|²/σ_shaft² + |k|²/σ_κ² + |t|²/σ_t² + |o|²/σ_o²`. The
 //! shaft term uses the finder's line fit over the last `L` of the needle, which the model predicts as the chord
 //! direction `h·cos(κL/2) − n·sin(κL/2)` (the shaft of a tilted needle lies along the tilt, that of an offset one

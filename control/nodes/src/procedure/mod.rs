@@ -16,9 +16,10 @@
 //! cycle on the drive clock (which also catches this node or its executor stalling).
 //!
 //! Topics in: `/plan/entry` and `/plan/target` (geometry_msgs/PointStamped, frame `ct`). Out: `/procedure/state`
-//! (std_msgs/String, transient local), `/procedure/answers` (std_msgs/String, one JSON object per answered request:
-//! `{"request","ok","text"}`), `/procedure/faults` (std_msgs/String, the latched fault for the operator), `/needle/tip`
-//! (geometry_msgs/PoseStamped, `robot_base`, from the measured joints), `/diagnostics` (check scans).
+//! (std_msgs/String, transient local), and as std_msgs/String holding one JSON object each ([`crate::wire`]):
+//! `/procedure/requests` (every request as received, with an id), `/procedure/answers` (its answer, same id),
+//! `/procedure/faults` (each latched fault: kind and cause), `/scans` (each series written: kind, folder, UIDs); also
+//! `/needle/tip` (geometry_msgs/PoseStamped, `robot_base`, from the measured joints) and `/diagnostics` (check scans).
 
 mod report;
 
@@ -84,7 +85,7 @@ pub fn start(
         let stream = node
             .create_service::<Trigger::Service>(name, QosProfile::services_default())
             .ros(name)?;
-        services.push((op, stream));
+        services.push((name, op, stream));
     }
     let mut power = node
         .create_service::<SetBool::Service>("/enable", QosProfile::services_default())
@@ -115,12 +116,15 @@ pub fn start(
     let running = Executive::start(settings, motion.clone(), scanner);
     let executive = running.executive.clone();
     let mut tasks = running.tasks;
-    tasks.push(tokio::spawn(publishers.run(running.reports)));
-    for (op, mut stream) in services {
+    tasks.push(tokio::spawn(publishers.clone().run(running.reports)));
+    for (name, op, mut stream) in services {
         let executive = executive.clone();
+        let publishers = publishers.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(request) = stream.next().await {
+                let id = publishers.request(name, op);
                 let answer = executive.request(op).await;
+                publishers.answer(id, &answer);
                 let response = Trigger::Response {
                     success: answer.ok,
                     message: answer.text,
@@ -132,9 +136,13 @@ pub fn start(
         }));
     }
     let power_executive = executive.clone();
+    let power_publishers = publishers.clone();
     tasks.push(tokio::spawn(async move {
         while let Some(request) = power.next().await {
-            let answer = power_executive.request(Op::Power(request.message.data)).await;
+            let op = Op::Power(request.message.data);
+            let id = power_publishers.request("/enable", op);
+            let answer = power_executive.request(op).await;
+            power_publishers.answer(id, &answer);
             let response = SetBool::Response {
                 success: answer.ok,
                 message: answer.text,
