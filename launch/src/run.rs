@@ -121,7 +121,39 @@ pub fn serve(options: &SimOptions) -> Result<()> {
         recording.finish()?;
         println!("acus sim: record {}", recording.recorder.path().display());
     }
+    let path = write_truth(&options.out, &sim)?;
+    println!(
+        "acus sim: the simulated world's truth at each check scan: {}",
+        path.display()
+    );
     Ok(())
+}
+
+/// The twin's truth at each check scan (true tip, true lesion, their distance), which the controller never sees:
+/// `<out>/truth.json`, for whoever drove the served system (3D Slicer, a script) to judge the result.
+fn write_truth(out: &Path, sim: &system::SimSystem) -> Result<PathBuf> {
+    let records = sim.scanner.records.lock().map(|r| r.clone()).unwrap_or_default();
+    let mm = |p: &acus_control::frames::Point<acus_control::frames::Ct>| {
+        [p.coords.x * 1e3, p.coords.y * 1e3, p.coords.z * 1e3]
+    };
+    let checks: Vec<_> = records
+        .iter()
+        .filter_map(|r| {
+            r.true_tip.map(|tip| {
+                serde_json::json!({
+                    "series": r.dir.display().to_string(),
+                    "true_tip_lps_mm": mm(&tip),
+                    "true_lesion_lps_mm": mm(&r.true_lesion),
+                    "tip_to_lesion_mm": tip.distance(&r.true_lesion) * 1e3,
+                })
+            })
+        })
+        .collect();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let path = out.join("truth.json");
+    std::fs::write(&path, serde_json::json!({ "check_scans": checks }).to_string())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// The system as the options ask for it: scans in `<out>/scans`, the record (unless turned off) in `<out>/record`.

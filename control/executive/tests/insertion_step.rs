@@ -75,6 +75,9 @@ fn an_insertion_step_runs_without_ros_and_a_consoles_estop_stops_the_next() {
     let mut deadman = controller
         .register_source(SourceKind::Enable, "/deadman/test", 2_000_000)
         .unwrap();
+    // Heard before the supervisor starts (a source never heard counts as pressed / released).
+    estop.refresh(false);
+    deadman.refresh(true);
     let motion = acus_executive::Motion::start(controller, period).unwrap();
 
     let config = PatientConfig::reference();

@@ -149,8 +149,8 @@ pub struct SourceTable {
 }
 
 impl SourceTable {
-    /// Register `kind` in slot `index` with a deadline of `deadline` cycles; the source starts not asserted (an enable
-    /// released, an e-stop released) and its deadline runs from the cycle that first sees it.
+    /// Register `kind` in slot `index` with a deadline of `deadline` cycles; the source starts silent (an enable
+    /// released, an e-stop pressed) until its owner's first refresh.
     pub(crate) fn register(self: &Arc<Self>, index: usize, kind: SourceKind, deadline: u32) -> Option<SafetyInput> {
         let slot = self.slots.get(index)?;
         slot.deadline.store(deadline, Ordering::Relaxed);
@@ -201,7 +201,8 @@ impl SafetyInput {
     /// Report the level (pressed for an e-stop, held for an enable) and refresh the heartbeat. Call at least once per
     /// deadline; wait-free.
     pub fn refresh(&mut self, asserted: bool) {
-        self.counter = self.counter.wrapping_add(1);
+        // Counter 0 means "never refreshed" to the supervisor: skip it when the counter wraps.
+        self.counter = self.counter.wrapping_add(1).max(1);
         if let Some(slot) = self.table.slots.get(self.index) {
             slot.word
                 .store(pack(self.kind, asserted, self.counter), Ordering::Release);
@@ -306,7 +307,9 @@ impl Supervisor {
             } else {
                 self.src_age[i] = self.src_age[i].saturating_add(1);
             }
-            let silent = self.src_age[i] > s.deadline;
+            // A source that has never spoken is silent from the start: an e-stop nobody has heard yet counts as
+            // pressed, not as released until its first deadline runs out.
+            let silent = s.counter == 0 || self.src_age[i] > s.deadline;
             match s.kind {
                 SourceKind::EmergencyStop if (s.asserted || silent) && v.estop.is_none() => {
                     v.estop = Some(StopSource::Input { index: i as u8, silent });
@@ -416,6 +419,31 @@ mod tests {
         assert!(setpoint_step_ok(0, 101, 100_000.0, 0.001));
         assert!(!setpoint_step_ok(0, 102, 100_000.0, 0.001));
         assert!(!setpoint_step_ok(0, -500, 100_000.0, 0.001));
+    }
+
+    #[test]
+    fn a_source_never_refreshed_is_silent_from_the_first_cycle() {
+        let table = Arc::new(SourceTable::default());
+        let mut estop = table.register(0, SourceKind::EmergencyStop, 1_000).unwrap();
+        let mut enable = table.register(1, SourceKind::Enable, 1_000).unwrap();
+        let mut s = Supervisor::new(SafetySettings::for_period(0.001));
+        let v = s.observe_sources(&table.sample(false));
+        assert_eq!(v.estop, Some(StopSource::Input { index: 0, silent: true }));
+        assert!(!v.enable_held);
+        // Once heard, each counts by its level, and stays fresh within its deadline.
+        estop.refresh(false);
+        enable.refresh(true);
+        let v = s.observe_sources(&table.sample(false));
+        assert_eq!((v.estop, v.enable_held), (None, true));
+        for _ in 0..1_000 {
+            s.observe_sources(&table.sample(false));
+        }
+        let v = s.observe_sources(&table.sample(false));
+        assert_eq!(
+            v.estop,
+            Some(StopSource::Input { index: 0, silent: true }),
+            "silent past its deadline"
+        );
     }
 
     #[test]

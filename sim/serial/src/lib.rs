@@ -6,6 +6,9 @@
 //! slave through a symlink ([`SimPedal::path`]) that [`SimPedal::unplug`] removes (and hangs up the pty, as pulling a
 //! USB adapter does) and [`SimPedal::replug`] points at a fresh pty, like udev re-creating `/dev/serial/by-id/...`.
 
+/// A simulated NDI combined-API tracker (Aurora / Polaris) on a pty.
+pub mod ndi;
+
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;

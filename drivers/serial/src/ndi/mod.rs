@@ -1,4 +1,19 @@
-//! NDI combined-API framing: CRC16 and command formatting (the reply parsers and the driver are not written yet).
+//! NDI combined-API framing (Aurora / Polaris): CRC16 and command formatting here, the pure reply parsers and
+//! encoders in [`reply`], the async tracker on tokio-serial in [`tracker`].
+//!
+//! Formats follow the NDI combined API as implemented by the open-source ndicapi library (Atamai / PLUS toolkit,
+//! `ndicapi.cxx`: `ndiBXHelper`, `ndiTXHelper`, `ndiPHSRHelper`, `ndiSerialRead`, `ndiErrorString`; `ndicapi.h`
+//! for the status bits and error numbers), which scikit-surgerynditracker also drives.
+
+pub mod encode;
+pub mod reply;
+pub mod tracker;
+
+pub use reply::{
+    parse_bx, parse_phsr, parse_text, parse_tx, split_reply, ErrorCode, HandleStatus, NdiError, PortHandle, Split,
+    TextReply, ToolPose, TrackingFrame,
+};
+pub use tracker::{run_tracker, NdiConfig, NdiConfigError, NdiEvent, NdiTracker, PollMode};
 
 /// CRC-16/ARC (poly 0x8005 reflected, init 0), as the combined API appends to commands and replies.
 pub fn crc16(data: &[u8]) -> u16 {
