@@ -193,3 +193,37 @@ mod tests {
         assert!(matches!(h, IgtlError::BodyTooLarge { declared: u64::MAX, .. }));
     }
 }
+
+/// Message types of the OpenIGTLink standard (versions 1–3), data and query forms: a well-formed message of one of these
+/// that we do not decode is skipped (Slicer sends POSITION, CAPABILITY, GET_* queries); any other type name is not
+/// OpenIGTLink and closes the connection.
+pub fn is_standard_type(type_name: &str) -> bool {
+    const DATA: &[&str] = &[
+        "TRANSFORM",
+        "POSITION",
+        "QTRANS",
+        "IMAGE",
+        "STATUS",
+        "CAPABILITY",
+        "POINT",
+        "TRAJ",
+        "STRING",
+        "TDATA",
+        "QTDATA",
+        "SENSOR",
+        "NDARRAY",
+        "POLYDATA",
+        "LBMETA",
+        "COLORT",
+        "IMGMETA",
+        "BIND",
+        "COMMAND",
+        "VIDEO",
+        "VIDEOMETA",
+    ];
+    let data = ["GET_", "STT_", "STP_", "RTS_"]
+        .iter()
+        .find_map(|prefix| type_name.strip_prefix(prefix))
+        .unwrap_or(type_name);
+    DATA.contains(&data)
+}

@@ -5,9 +5,10 @@
 //! Here every size read from the wire is checked against a [`Limits`] bound or the bytes actually present before it is
 //! used, so hostile input yields a typed [`IgtlError`], never a panic or a large allocation.
 //!
-//! Unknown message types that are well formed (size within the limit, CRC good) are skipped and reported as
-//! a [`server::Event::Skipped`]: Slicer sends types we do not use (e.g. GET_*, CAPABILITY). Malformed input closes the
-//! connection with the error as the reason.
+//! Standard OpenIGTLink types we do not decode, well formed (size within the limit, CRC good), are skipped and reported
+//! as a [`server::Event::Skipped`]: Slicer sends types we do not use (e.g. GET_*, CAPABILITY, POSITION). A type name
+//! that is not OpenIGTLink at all ([`header::is_standard_type`]), like any malformed input, closes the connection with
+//! the error as the reason.
 //!
 //! Units: the wire carries Slicer's RAS in mm; [`convert`] is the only place that turns it into LPS metres.
 pub mod convert;

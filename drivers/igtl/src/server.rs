@@ -212,8 +212,8 @@ async fn accept_loop(
         let (read, write) = stream.into_split();
         let (queue, outgoing) = mpsc::channel(config.queue.max(1));
         let speaks_v2 = Arc::new(AtomicBool::new(false));
-        let _ = events.send(Event::Connected { client, peer });
-        // Held while the tasks start and the client is entered: a task that ends at once finds itself to remove.
+        // Held while the tasks start and the client is entered: a task that ends at once finds itself to remove, and
+        // the reader sends nothing before `Connected` (it takes the lock once before its first read).
         let Ok(mut map) = clients.lock() else { return };
         let reader = tokio::spawn(read_loop(
             client,
@@ -238,6 +238,8 @@ async fn accept_loop(
                 tasks: [reader, writer],
             },
         );
+        // Reported once the client is in the table, so that `send_to` on `Connected` reaches it.
+        let _ = events.send(Event::Connected { client, peer });
         drop(map);
     }
 }
@@ -260,6 +262,8 @@ async fn read_loop(
     events: mpsc::UnboundedSender<Event>,
     clients: Clients,
 ) {
+    // Wait for the accept loop to enter this client and report it connected (it holds the lock until then).
+    drop(clients.lock());
     let reason = loop {
         match read_one(&mut read, &limits).await {
             Ok((header, body)) => {
@@ -270,7 +274,7 @@ async fn read_loop(
                     Ok(message) => {
                         let _ = events.send(Event::Message { client, message });
                     }
-                    Err(IgtlError::UnknownType(type_name)) => {
+                    Err(IgtlError::UnknownType(type_name)) if crate::header::is_standard_type(&type_name) => {
                         let _ = events.send(Event::Skipped { client, type_name });
                     }
                     Err(e) => break CloseReason::Protocol(e),

@@ -293,6 +293,18 @@ async fn an_unknown_type_is_skipped_and_the_connection_stays() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_that_is_not_openigtlink_closes_that_connection() {
+    let body = b"whatever".to_vec();
+    let mut frame = raw_header(1, "XYZZY", body.len() as u64, acus_igtl::crc64(&body)).to_vec();
+    frame.extend_from_slice(&body);
+    let reason = hostile(frame, false).await;
+    assert!(
+        matches!(&reason, CloseReason::Protocol(IgtlError::UnknownType(t)) if t == "XYZZY"),
+        "{reason:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slicer_style_v2_client_with_status_metadata_is_answered_in_v2() {
     let (server, mut events) = server().await;
     let mut slicer = TcpStream::connect(server.local_addr()).await.unwrap();

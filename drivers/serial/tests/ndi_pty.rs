@@ -147,7 +147,7 @@ async fn bring_up_runs_the_whole_sequence() {
     assert_eq!(sim.commands(), expected);
 }
 
-/// Frames at >= 40 Hz; per axis, 99 % of samples within 3 sigma and all within 5 sigma of the pose the sim was given
+/// Frames at >= 40 Hz; per axis, all but 3 of 120 samples within 3 sigma and all within 5 sigma of the pose the sim was given
 /// (at the frame's time), the mean within 4 sigma / sqrt(n), the spread near sigma; out-of-volume flags as given.
 async fn track_and_check(mode: PollMode) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -178,9 +178,10 @@ async fn track_and_check(mode: PollMode) {
         }
         for axis in 0..3 {
             let e: Vec<f64> = errs.iter().map(|v| v[axis]).collect();
+            // Gaussian: 0.27 % of samples fall outside 3 sigma (0.3 of 120 expected); allow 3 (P(> 3) < 0.1 %).
             let within3 = e.iter().filter(|x| x.abs() <= 3.0 * sigma).count();
             assert!(
-                within3 as f64 >= 0.99 * n as f64,
+                within3 + 3 >= n,
                 "tool {tool} axis {axis}: {within3}/{n} within 3 sigma"
             );
             assert!(
