@@ -61,8 +61,10 @@ pub struct BusTiming {
     pub dc_static_sync_iterations: u32,
 }
 
-/// Process-data wait on a simulated clock (see [`BusTiming::process_data_timeout`]).
-pub const SIMULATED_PD_TIMEOUT: Duration = Duration::from_millis(50);
+/// Process-data wait on a simulated clock (see [`BusTiming::process_data_timeout`]). Half a second: with seven
+/// simulated biopsies on two shared cores (a test binary's parallel tests) a 50 ms wait latched "frame lost" 4 times in
+/// 10 runs of launch/tests/guards.rs, a host stall reported as a link fault.
+pub const SIMULATED_PD_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl BusTiming {
     /// Real-time pacing with period `cycle`: process data is lost after 1.5 periods.
