@@ -20,6 +20,7 @@ fn biopsy(record: bool) -> f64 {
         record,
         pedal: None,
         igtl: None,
+        external_registration: false,
     };
     let started = Instant::now();
     let summary = run(&options, |_| {}).expect("the biopsy");

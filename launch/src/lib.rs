@@ -1,7 +1,8 @@
 //! acus composition root: the simulated system and the `acus` command line's building blocks.
 #![deny(missing_docs)]
 
-pub mod config;
+/// The sim configuration, in its own ROS-free crate so that it can be fuzzed and tested without ROS.
+pub use acus_launch_config as config;
 pub mod operator;
 pub mod run;
 pub mod scanner;

@@ -81,6 +81,20 @@ enum Command {
         /// connection is an enable source: losing Slicer mid-insertion holds the needle until the operator resumes.
         #[arg(long)]
         igtl: Option<std::net::SocketAddr>,
+        /// Start no registration node here: run `acus registration` in another process (the procedure takes the
+        /// fiducials it finds from `/registration/fiducials` and fits and gates them itself).
+        #[arg(long)]
+        external_registration: bool,
+    },
+    /// Run the registration node alone (CT series in, `T_robot_ct` and the fiducials found out, over ROS 2), e.g.
+    /// beside `acus sim --serve --external-registration`, until interrupted.
+    Registration {
+        /// Simulation configuration (its controller part: URDF, gate, default target).
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml"))]
+        config: PathBuf,
+        /// The world file the configuration names, if another (only the controller part is used).
+        #[arg(long)]
+        world: Option<String>,
     },
     /// Procedure records (MCAP).
     Record {
@@ -136,6 +150,13 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
+        Command::Registration { config, world } => match acus_launch::run::serve_registration(&config, world.as_deref()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("acus registration: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Sim {
             config,
             out,
@@ -147,6 +168,7 @@ fn main() -> std::process::ExitCode {
             no_record,
             pedal,
             igtl,
+            external_registration,
         } => {
             let out = out.unwrap_or_else(|| {
                 let t = std::time::SystemTime::now()
@@ -169,6 +191,7 @@ fn main() -> std::process::ExitCode {
                     _ => acus_launch::system::Pedal::Device(PathBuf::from(p)),
                 }),
                 igtl,
+                external_registration,
             };
             if serve {
                 return match acus_launch::run::serve(&options) {

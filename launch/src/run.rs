@@ -32,6 +32,8 @@ pub struct SimOptions {
     pub pedal: Option<system::Pedal>,
     /// Serve 3D Slicer over OpenIGTLink on this address.
     pub igtl: Option<std::net::SocketAddr>,
+    /// Start no registration node: one runs in another process (`acus registration`).
+    pub external_registration: bool,
 }
 
 /// Where the procedure record goes in the output folder (the folder becomes a rosbag2 bag).
@@ -129,6 +131,25 @@ pub fn serve(options: &SimOptions) -> Result<()> {
     Ok(())
 }
 
+/// The registration node alone, until SIGINT or SIGTERM: what `acus registration` runs beside an `acus sim --serve
+/// --external-registration` (or a lab's procedure) in another process. It learns the series from `/scan/series` and
+/// tells everything it finds over ROS 2.
+pub fn serve_registration(config_path: &Path, world: Option<&str>) -> Result<()> {
+    let config = SimConfig::load_in(config_path, world)?;
+    let c = &config.controller;
+    let model = acus_control::registration::FiducialModel::from_urdf_str(&c.urdf)
+        .map_err(|e| anyhow::anyhow!("fiducial frame in the URDF: {e}"))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let _guard = runtime.enter();
+    let ctx = r2r::Context::create().map_err(|e| anyhow::anyhow!("ROS 2 context: {e}"))?;
+    let node = acus_nodes::registration::start(&ctx, system::registration_config(c, model))?;
+    println!("acus registration: serving /registration/register; Ctrl-C stops");
+    let name = runtime.block_on(stop_signal())?;
+    println!("acus registration: {name}: stopping");
+    drop(node);
+    Ok(())
+}
+
 /// The twin's truth at each check scan (true tip, true lesion, their distance), which the controller never sees:
 /// `<out>/truth.json`, for whoever drove the served system (3D Slicer, a script) to judge the result.
 fn write_truth(out: &Path, sim: &system::SimSystem) -> Result<PathBuf> {
@@ -162,6 +183,7 @@ fn start_system(config: &SimConfig, options: &SimOptions, pacing: Pacing) -> Res
         record: options.record.then(|| record_path(&options.out)),
         pedal: options.pedal.clone(),
         igtl: options.igtl,
+        external_registration: options.external_registration,
     };
     system::start(config, &options.out.join("scans"), pacing, &options.drives, &attached)
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use acus_control::kinematics::{JointPositions, PositionerModel};
 use acus_control::planning::{Planner, PlanningParams};
 use acus_control::procedure::ProcedureConfig;
-use acus_control::registration::{FiducialModel, GatedRegistration, RegistrationError};
+use acus_control::registration::FiducialModel;
 use acus_ethercat::config::DrivesConfig;
-use acus_ethercat::ethercrab_bus::{pdu_storage, spawn_nic_task, BusTiming, EthercrabBus};
+use acus_ethercat::ethercrab_bus::{pdu_storage, spawn_nic_task_rt, BusTiming, EthercrabBus, TXRX_FIFO_PRIORITY};
 use acus_ethercat::runner::{Controller, Pacing};
 use acus_ethercat::safety::SourceKind;
 use acus_nodes::motion::Motion;
@@ -40,8 +40,6 @@ pub struct SimSystem {
     pub patient: Arc<Mutex<Patient>>,
     /// The scanner (its clock and records).
     pub scanner: Arc<SimScanner>,
-    /// The latest registration outcome.
-    pub registration: watch::Receiver<Option<Result<GatedRegistration, RegistrationError>>>,
     /// The procedure record being written, if asked for.
     pub recording: Option<Recording>,
     /// The simulated enable pedal, if `Pedal::Simulated` was asked for (the operator's foot).
@@ -143,6 +141,9 @@ pub struct Attached {
     /// Serve 3D Slicer over OpenIGTLink on this address (acus-slicer's bridge, in this process: its connection is an
     /// enable source of the cycle, so losing Slicer mid-insertion holds the needle).
     pub igtl: Option<std::net::SocketAddr>,
+    /// The registration node runs in another process (`acus registration`): this one starts none, and its procedure
+    /// takes the detections from `/registration/fiducials` like any other subscriber.
+    pub external_registration: bool,
 }
 
 /// Where the EtherCAT drives are.
@@ -181,6 +182,10 @@ pub fn start(
         },
         ..BusTiming::real_time(period)
     };
+    // Real drives at 1 kHz of wall time: the cycle thread asks for SCHED_FIFO and locked memory (and says once when it
+    // cannot), and the thread carrying its frames runs above it. The in-process emulator and the simulated clock stay
+    // on the normal scheduler: a FIFO cycle thread would starve the emulator, which is a normal thread.
+    let realtime = pacing == Pacing::RealTime && matches!(drives_at, Drives::Nic(_));
     let (bus, link) = match drives_at {
         Drives::InProcess => {
             let twin = acus_sim_twin::drives::in_process(&drives, &config.file.start_pose, timing)
@@ -189,13 +194,18 @@ pub fn start(
         }
         Drives::Nic(iface) => {
             let (tx, rx, pdu_loop) = pdu_storage().context("EtherCAT frame storage")?;
-            let task = spawn_nic_task(iface, tx, rx).with_context(|| format!("EtherCAT on {iface}"))?;
+            let txrx_fifo = realtime.then_some(TXRX_FIFO_PRIORITY);
+            let task = spawn_nic_task_rt(iface, tx, rx, txrx_fifo).with_context(|| format!("EtherCAT on {iface}"))?;
             let bus = EthercrabBus::bring_up(pdu_loop, &drives.axes, timing)
                 .with_context(|| format!("EtherCAT bring-up on {iface}"))?;
             (bus, Link::Nic(task))
         }
     };
-    let mut controller = Controller::spawn_paced(bus, &drives.axes, period, pacing).context("EtherCAT cycle")?;
+    let mut settings = acus_ethercat::runner::RunnerSettings::new(period, pacing);
+    if realtime {
+        settings.realtime = acus_ethercat::rt::RtSettings::REALTIME;
+    }
+    let mut controller = Controller::spawn_with(bus, &drives.axes, period, settings).context("EtherCAT cycle")?;
     let consoles = register_consoles(&mut controller, &controller_config.file, period, pacing)?;
     let (pedal_reader, sim_pedal) = match &attached.pedal {
         Some(pedal) => {
@@ -249,18 +259,11 @@ pub fn start(
         joints,
     )?;
 
-    let gate = controller_config.gate.clone();
-    let (outcomes_tx, outcomes) = watch::channel(None);
-    let registration = registration::start(
-        &ctx,
-        RegistrationConfig {
-            model: fiducials,
-            gate: gate.clone(),
-            series_dir: None,
-            default_targets: vec![controller_config.target],
-        },
-        outcomes_tx,
-    )?;
+    let registration = if attached.external_registration {
+        None
+    } else {
+        Some(registration::start(&ctx, registration_config(controller_config, fiducials))?)
+    };
 
     let scanner = Arc::new(SimScanner::start(
         &ctx,
@@ -273,15 +276,9 @@ pub fn start(
     )?);
 
     let settings = controller_settings(controller_config)?;
-    let procedure = procedure::start(
-        &ctx,
-        settings,
-        motion.clone(),
-        scanner.clone(),
-        consoles,
-        outcomes.clone(),
-    )?;
-    let mut nodes = vec![robot_state, registration, procedure];
+    let procedure = procedure::start(&ctx, settings, motion.clone(), scanner.clone(), consoles)?;
+    let mut nodes = vec![robot_state, procedure];
+    nodes.extend(registration);
     if let Some((addr, hold)) = slicer_hold {
         let bridge = tokio::runtime::Handle::current()
             .block_on(acus_slicer::start(
@@ -306,7 +303,6 @@ pub fn start(
         period: period.as_secs_f64(),
         patient,
         scanner,
-        registration: outcomes,
         recording,
         sim_pedal,
         igtl_addr,
@@ -459,6 +455,16 @@ impl Drop for PedalReader {
     }
 }
 
+/// The registration node's settings, from the controller's configuration alone (here and in `acus registration`).
+pub fn registration_config(c: &ControllerConfig, model: FiducialModel) -> RegistrationConfig {
+    RegistrationConfig {
+        model,
+        gate: c.gate.clone(),
+        series_dir: None,
+        default_targets: vec![c.target],
+    }
+}
+
 /// The procedure's settings, from the controller's configuration alone (the world cannot reach them: see
 /// launch/tests/truth_boundary.rs).
 pub fn controller_settings(c: &ControllerConfig) -> Result<ProcedureSettings> {
@@ -470,6 +476,7 @@ pub fn controller_settings(c: &ControllerConfig) -> Result<ProcedureSettings> {
         ..PlanningParams::default()
     };
     Ok(ProcedureSettings {
+        fiducials: FiducialModel::from_urdf_str(&c.urdf).context("fiducial frame in the URDF")?,
         planner: Planner::new(model, planning)?,
         machine: ProcedureConfig::default(),
         gate: c.gate.clone(),

@@ -30,6 +30,7 @@ fn a_biopsy_runs_with_the_simulated_pedal_over_a_pty() {
             record: false,
             pedal: Some(Pedal::Simulated),
             igtl: None,
+            external_registration: false,
         };
         let summary = run(&options, |_| {}).unwrap();
         println!("{}", summary.text);

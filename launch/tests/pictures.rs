@@ -90,6 +90,7 @@ fn every_check_scan_has_a_picture_with_the_tip_drawn_where_it_was_found() {
             record: false,
             pedal: None,
             igtl: None,
+            external_registration: false,
         };
         let summary = run(&options, |_| {}).unwrap();
         println!("{}", summary.text);

@@ -38,6 +38,7 @@ fn a_recorded_biopsy_reads_back_in_python_mcap_and_rosbags_with_the_counts_acus_
             record: true,
             pedal: None,
             igtl: None,
+            external_registration: false,
         };
         let summary = run(&options, |_| {}).unwrap();
         println!("{}", summary.text);

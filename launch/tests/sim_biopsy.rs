@@ -27,6 +27,7 @@ fn biopsy_in(world: &str, seed: Option<u64>, max_error: f64) -> acus_launch::run
         record: true,
         pedal: None,
         igtl: None,
+        external_registration: false,
     };
     let summary = run(&options, |a| println!("{} {}: {}", a.service, a.success, a.message)).unwrap();
     println!("{}", summary.text);
@@ -77,6 +78,7 @@ fn ideal_world_biopsy_reaches_the_target_within_0_4_mm() {
             record: true,
             pedal: None,
             igtl: None,
+            external_registration: false,
         };
         let summary = run(&options, |a| println!("{} {}: {}", a.service, a.success, a.message)).unwrap();
         println!("{}", summary.text);
@@ -134,6 +136,7 @@ fn the_same_seed_gives_the_same_biopsy() {
                 record: true,
                 pedal: None,
                 igtl: None,
+                external_registration: false,
             };
             let summary = run(&options, |_| {}).unwrap();
             let checks: Vec<_> = summary

@@ -30,7 +30,7 @@ fn slicer_drives_a_biopsy_over_openigtlink() {
         )
         .unwrap();
         let out = tempfile::tempdir().unwrap();
-        let mut acus = Command::new(env!("CARGO_BIN_EXE_acus"))
+        let acus = Command::new(env!("CARGO_BIN_EXE_acus"))
             .args([
                 "sim",
                 "--serve",
@@ -47,6 +47,8 @@ fn slicer_drives_a_biopsy_over_openigtlink() {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let mut acus = acus_nodes::testing::KillOnDrop(acus);
+        let acus = &mut acus.0;
         // Its output is read to the end (a closed pipe would fail its later prints); the server's address comes first.
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let stdout = acus.stdout.take().unwrap();

@@ -264,3 +264,37 @@ fn nan_predicted_tre_fails_the_gate() {
         other => panic!("expected PredictedTreTooHigh, got {other:?}"),
     }
 }
+
+/// What the procedure does with the detections another process sent: the same registration from any order of the
+/// centres, gated; a corrupt (non-finite) centre refuses the set instead of slipping past the matcher's comparisons.
+#[test]
+fn detections_heard_from_another_process_are_registered_and_gated_and_a_nan_one_is_refused() {
+    let model = FiducialModel::from_urdf_str(&urdf()).unwrap();
+    let t = pose();
+    let mut det: Vec<Point<Ct>> = (0..8).map(|i| t.apply(&model.points()[i])).collect();
+    det.reverse();
+    let target = t.apply(&Point::xyz(-0.2, 0.1, 0.05));
+    let gated = acus_control::registration::register_and_gate(
+        &model,
+        &det,
+        &MatchParams::default(),
+        &QualityGate::default(),
+        &[target],
+    )
+    .unwrap();
+    for (i, p) in model.points().iter().enumerate() {
+        let mapped = gated.t_robot_ct().apply(&t.apply(p));
+        assert!(mapped.distance(p) < 1e-9, "fiducial {i} maps {:.2e} m off", mapped.distance(p));
+    }
+    det[3] = Point::xyz(f64::NAN, 0.0, 0.0);
+    match acus_control::registration::register_and_gate(
+        &model,
+        &det,
+        &MatchParams::default(),
+        &QualityGate::default(),
+        &[target],
+    ) {
+        Err(RegistrationError::InvalidParameter(why)) => assert!(why.contains("detection 3"), "{why}"),
+        other => panic!("expected a refusal naming detection 3, got {other:?}"),
+    }
+}

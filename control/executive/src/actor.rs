@@ -22,6 +22,11 @@ use crate::{Answer, ExecutiveFault, Input, Op, ProcedureSettings, Report, ScanPu
 
 type Job = Pin<Box<dyn Future<Output = Done> + Send>>;
 
+/// How long a plan request waits for a registration still on its way: the registration node answers its caller
+/// before its detections reach this process, so "register, then plan" must not race them. Bounded, so a plan without
+/// any registration is still refused promptly.
+const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How long a power-on request waits for the deadman to be heard.
 const DEADMAN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -31,6 +36,8 @@ enum Done {
     Moved(Move, Result<JointPositions, MotionError>),
     PlanningScan(Result<PathBuf, String>),
     Checked(usize, Result<(PathBuf, CheckResult), CheckScanError>),
+    /// A plan request waited [`REGISTRATION_WAIT`] and no registration came.
+    RegistrationWaitOver,
 }
 
 pub(crate) struct Actor {
@@ -57,6 +64,8 @@ pub(crate) struct Actor {
     /// The cycle's e-stop and enable levels as last reported.
     estop: bool,
     enable_held: bool,
+    /// A plan request waits for the registration (its job is the bounded wait).
+    plan_waiting: bool,
 }
 
 impl Actor {
@@ -86,6 +95,7 @@ impl Actor {
             last_stage: None,
             estop: true,
             enable_held: false,
+            plan_waiting: false,
         }
     }
 
@@ -250,6 +260,7 @@ impl Actor {
     /// Interrupt the chain in flight (its job is dropped by the caller).
     fn interrupt(&mut self, why: &str) {
         self.then = None;
+        self.plan_waiting = false;
         if self.reply.is_some() {
             self.fail(format!("interrupted: {why}"));
             self.finish();
@@ -279,18 +290,18 @@ impl Actor {
                 }
                 job
             }
-            Input::Registration(result) => {
-                if matches!(self.machine.stage(), Stage::Idle) {
-                    let _ = self.machine.handle(Event::ScanAcquired);
-                }
-                let event = match result {
-                    Ok(gated) => Event::Registered(gated),
-                    Err(e) => Event::RegistrationRefused(e),
-                };
-                if let Err(r) = self.machine.handle(event) {
-                    tracing::warn!("registration not taken: {r}");
-                }
-                job
+            Input::Registration(result) => self.registered(result, job),
+            Input::Detections(centres) => {
+                let targets: Vec<_> = self.target.into_iter().collect();
+                let matching = acus_control::registration::RegistrationParams::for_model(&self.s.fiducials).matching;
+                let result = acus_control::registration::register_and_gate(
+                    &self.s.fiducials,
+                    &centres,
+                    &matching,
+                    &self.gate,
+                    &targets,
+                );
+                self.registered(result, job)
             }
             Input::Entry(p) => {
                 self.entry = Some(p);
@@ -327,6 +338,29 @@ impl Actor {
         }
     }
 
+    /// A registration outcome reaches the machine; a plan request waiting for it runs now (its wait is dropped).
+    fn registered(
+        &mut self,
+        result: Result<acus_control::registration::GatedRegistration, acus_control::registration::RegistrationError>,
+        job: Option<Job>,
+    ) -> Option<Job> {
+        if matches!(self.machine.stage(), Stage::Idle) {
+            let _ = self.machine.handle(Event::ScanAcquired);
+        }
+        let event = match result {
+            Ok(gated) => Event::Registered(gated),
+            Err(e) => Event::RegistrationRefused(e),
+        };
+        if let Err(r) = self.machine.handle(event) {
+            tracing::warn!("registration not taken: {r}");
+        }
+        if self.plan_waiting {
+            self.plan_waiting = false;
+            return self.plan_now();
+        }
+        job
+    }
+
     /// Feed a safety event; a rejection here is only logged (safety inputs are never refused by the machine).
     fn feed_quiet(&mut self, event: Event) -> Option<Job> {
         match self.machine.handle(event) {
@@ -345,38 +379,15 @@ impl Actor {
                 Some(Box::pin(async move { Done::PlanningScan(scan.await) }))
             }
             Op::Plan => {
-                let (Some(entry), Some(target)) = (self.entry, self.target) else {
-                    self.fail("cannot plan: no entry point or target (publish /plan/entry and /plan/target, frame ct)");
-                    return None;
-                };
-                let Some(registration) = self.machine.registration().cloned() else {
-                    self.fail(format!("cannot plan: not registered ({})", self.machine.stage()));
-                    return None;
-                };
-                match self.s.planner.plan(entry, target, &registration, &self.gate) {
-                    Ok(plan) => {
-                        let text = format!(
-                            "planned: depth {:.1} mm in {} steps, predicted TRE {:.2} mm",
-                            plan.depth() * 1e3,
-                            plan.steps().len(),
-                            plan.predicted_tre() * 1e3
-                        );
-                        self.performed.clear();
-                        self.correction = None;
-                        self.target_seen = None;
-                        self.expected_tip = None;
-                        let job = self.feed(Event::Planned(plan));
-                        if !self.failed {
-                            self.say(text);
-                        }
-                        job
-                    }
-                    Err(e) => {
-                        self.fail(format!("cannot plan: {e}"));
-                        let _ = self.machine.handle(Event::PlanFailed(e));
-                        None
-                    }
+                let awaiting = matches!(self.machine.stage(), Stage::Idle | Stage::Registering);
+                if self.machine.registration().is_none() && awaiting {
+                    self.plan_waiting = true;
+                    return Some(Box::pin(async {
+                        tokio::time::sleep(REGISTRATION_WAIT).await;
+                        Done::RegistrationWaitOver
+                    }));
                 }
+                self.plan_now()
             }
             Op::Align => self.feed(Event::AlignRequested),
             Op::InsertStep => {
@@ -448,8 +459,53 @@ impl Actor {
         }
     }
 
+    /// Plan from the entry, the target and the registration in hand.
+    fn plan_now(&mut self) -> Option<Job> {
+        let (Some(entry), Some(target)) = (self.entry, self.target) else {
+            self.fail("cannot plan: no entry point or target (publish /plan/entry and /plan/target, frame ct)");
+            return None;
+        };
+        let Some(registration) = self.machine.registration().cloned() else {
+            self.fail(format!("cannot plan: not registered ({})", self.machine.stage()));
+            return None;
+        };
+        match self.s.planner.plan(entry, target, &registration, &self.gate) {
+            Ok(plan) => {
+                let text = format!(
+                    "planned: depth {:.1} mm in {} steps, predicted TRE {:.2} mm",
+                    plan.depth() * 1e3,
+                    plan.steps().len(),
+                    plan.predicted_tre() * 1e3
+                );
+                self.performed.clear();
+                self.correction = None;
+                self.target_seen = None;
+                self.expected_tip = None;
+                let job = self.feed(Event::Planned(plan));
+                if !self.failed {
+                    self.say(text);
+                }
+                job
+            }
+            Err(e) => {
+                self.fail(format!("cannot plan: {e}"));
+                let _ = self.machine.handle(Event::PlanFailed(e));
+                None
+            }
+        }
+    }
+
     fn on_done(&mut self, done: Done) -> Option<Job> {
         match done {
+            Done::RegistrationWaitOver => {
+                self.plan_waiting = false;
+                self.fail(format!(
+                    "cannot plan: no registration within {} s ({}; register the planning scan first)",
+                    REGISTRATION_WAIT.as_secs(),
+                    self.machine.stage()
+                ));
+                None
+            }
             Done::Moved(_, Err(MotionError::Superseded)) => None,
             // The e-stop and the enable reach the machine as levels from the cycle; the motion they stopped is not a
             // second fault.

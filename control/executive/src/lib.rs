@@ -53,8 +53,11 @@ pub struct ProcedureSettings {
     pub planner: Planner,
     /// Rules of the state machine.
     pub machine: acus_control::procedure::ProcedureConfig,
-    /// The registration gate (the planner checks the predicted TRE at the target against it).
+    /// The registration gate: the procedure gates the fiducials it hears of itself, and the planner checks the
+    /// predicted TRE at the target against it.
     pub gate: acus_control::registration::QualityGate,
+    /// The fiducial frame (from the URDF): the procedure fits `T_robot_ct` to the detections itself.
+    pub fiducials: acus_control::registration::FiducialModel,
     /// Entry point from the configuration (CT), until the operator gives one.
     pub entry: Option<Point<Ct>>,
     /// Target from the configuration (CT), until the operator gives one.
@@ -186,6 +189,7 @@ enum Input {
     Request(Op, oneshot::Sender<Answer>),
     Safety { estop: bool, enable_held: bool },
     Registration(Result<GatedRegistration, RegistrationError>),
+    Detections(Vec<Point<Ct>>),
     Entry(Point<Ct>),
     Target(Point<Ct>),
 }
@@ -268,6 +272,12 @@ impl Executive {
     /// A registration outcome (from the registration node).
     pub async fn registration(&self, result: Result<GatedRegistration, RegistrationError>) {
         let _ = self.tx.send(Input::Registration(result)).await;
+    }
+
+    /// The fiducial centres the registration node found in the planning scan (CT, any order): the procedure matches,
+    /// fits and gates them itself (at its own target), so it needs nothing from that node but this list.
+    pub async fn detections(&self, centres: Vec<Point<Ct>>) {
+        let _ = self.tx.send(Input::Detections(centres)).await;
     }
 
     /// The operator's entry point, CT.

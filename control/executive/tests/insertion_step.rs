@@ -92,7 +92,9 @@ fn an_insertion_step_runs_without_ros_and_a_consoles_estop_stops_the_next() {
     });
     let model = PositionerModel::from_urdf_str(URDF).unwrap();
     let entry = patient.lock().unwrap().config().skin_above(&target);
+    let fiducials = FiducialModel::from_urdf_str(URDF).unwrap();
     let settings = ProcedureSettings {
+        fiducials: fiducials.clone(),
         planner: Planner::new(model, PlanningParams::default()).unwrap(),
         machine: ProcedureConfig::default(),
         gate: QualityGate::default(),
@@ -134,20 +136,25 @@ fn an_insertion_step_runs_without_ros_and_a_consoles_estop_stops_the_next() {
         assert!(ask(Op::Scan).await.ok);
         let series = out.path().join("01");
         let (volume, _) = acus_dicom::read_ct_series(&series).unwrap();
-        let fiducials = FiducialModel::from_urdf_str(URDF).unwrap();
-        let (registration, _) = register_volume(
+        let (_, detections) = register_volume(
             &volume,
             &fiducials,
             &RegistrationParams::for_model(&fiducials),
             &mut DetectionWorkspace::default(),
         )
         .unwrap();
-        let gated = QualityGate::default()
-            .check(registration, &[target])
-            .map_err(acus_control::registration::RegistrationError::from);
-        exec.registration(gated).await;
+        let centres = detections.iter().map(|d| d.center).collect();
         assert!(ask(Op::Power(true)).await.ok);
-        assert!(ask(Op::Plan).await.ok);
+        // No registration comes: the plan waits a bounded time, then is refused, saying why.
+        let unregistered = ask(Op::Plan).await;
+        assert!(!unregistered.ok && unregistered.text.contains("no registration within"), "{}", unregistered.text);
+        // The plan request goes first and waits for the registration, as over ROS, where the registration node's
+        // detections may arrive after its caller has moved on: the procedure fits and gates them itself.
+        let (planned, ()) = tokio::join!(ask(Op::Plan), async {
+            tokio::task::yield_now().await;
+            exec.detections(centres).await
+        });
+        assert!(planned.ok, "{}", planned.text);
         assert!(ask(Op::Align).await.ok);
         let step = ask(Op::InsertStep).await;
         assert!(step.ok && step.text.contains("check scan 1"), "{}", step.text);

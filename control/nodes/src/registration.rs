@@ -8,25 +8,27 @@
 //!   line: the figures on success, the reason on refusal.
 //! - `/registration/transform` (geometry_msgs/TransformStamped `robot_base` ← `ct`, transient local): published only when the
 //!   gate passes; a refusal publishes nothing new, so nobody can move on a refused registration.
+//! - `/registration/fiducials` (geometry_msgs/PoseArray, frame `ct`, metres): every sphere centre found
+//!   in the series, in no particular order (orientation identity), published before the service answers, accepted or
+//!   refused; empty when the detector found nothing usable. Volatile, not latched: a procedure started later must not
+//!   take an old scan's registration. The procedure matches, fits and gates these itself (in its
+//!   own process, at its own target): this node is not trusted with the robot, only with the image.
 //! - `/diagnostics` (diagnostic_msgs/DiagnosticArray): the figures (fiducials, FRE, residuals, predicted TRE), also on refusal.
-//!
-//! Outcomes also go to in-process users (the procedure) through a `watch` channel.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use acus_control::frames::{Ct, Point};
 use acus_control::registration::{
-    register_volume, DetectionWorkspace, FiducialModel, GatedRegistration, QualityGate, Registration,
-    RegistrationError, RegistrationParams,
+    detect_spheres, register_points, DetectionWorkspace, FiducialModel, GatedRegistration, QualityGate, Registration,
+    RegistrationParams,
 };
 use futures::StreamExt;
 use r2r::diagnostic_msgs::msg::{DiagnosticArray, DiagnosticStatus, KeyValue};
-use r2r::geometry_msgs::msg::{PointStamped, TransformStamped};
+use r2r::geometry_msgs::msg::{PointStamped, Pose, PoseArray, Quaternion, TransformStamped};
 use r2r::std_msgs::msg::String as StringMsg;
 use r2r::std_srvs::srv::Trigger;
 use r2r::QosProfile;
-use tokio::sync::watch;
 
 use crate::error::RosContext;
 use crate::{msg, NodeError, RunningNode, Spinner};
@@ -97,12 +99,14 @@ fn draw_registration(dir: &Path, registration: &acus_control::registration::Regi
     }
 }
 
-/// Import the series in `dir`, find and match the fiducials, fit `T_robot_ct` and pass it through the gate (IO, then pure).
+/// Import the series in `dir`, find and match the fiducials, fit `T_robot_ct` and pass it through the gate (IO, then
+/// pure). `found` receives the sphere centres detected (empty if the detector failed), whatever the outcome.
 pub fn register_series(
     dir: &Path,
     model: &FiducialModel,
     gate: &QualityGate,
     targets: &[Point<Ct>],
+    found: &mut Vec<Point<Ct>>,
 ) -> Result<GatedRegistration, RegisterError> {
     let name = dir.display().to_string();
     let (volume, _report) = acus_dicom::read_ct_series(dir).map_err(|source| RegisterError::Import {
@@ -111,7 +115,10 @@ pub fn register_series(
     })?;
     let params = RegistrationParams::for_model(model);
     let mut workspace = DetectionWorkspace::new();
-    let (registration, _detections) = register_volume(&volume, model, &params, &mut workspace)
+    let spheres = detect_spheres(&volume, &params.detection, &mut workspace)
+        .map_err(|source| RegisterError::Register { dir: name.clone(), source })?;
+    found.extend(spheres.spheres.iter().map(|d| d.center));
+    let registration = register_points(model, found, &params.matching)
         .map_err(|source| RegisterError::Register { dir: name, source })?;
     draw_registration(dir, &registration, model);
     gate.check(registration.clone(), targets)
@@ -128,13 +135,10 @@ struct Inputs {
     target: Option<Point<Ct>>,
 }
 
-/// Start the `registration` node. Outcomes go to in-process users (the procedure) on `outcomes`: accepted registrations,
-/// and refusals by the gate or the matcher (a series that cannot be read is only reported to the caller).
-pub fn start(
-    ctx: &r2r::Context,
-    config: RegistrationConfig,
-    outcomes: watch::Sender<Option<Result<GatedRegistration, RegistrationError>>>,
-) -> Result<RunningNode, NodeError> {
+/// Start the `registration` node (it can run in a process of its own: everything it tells goes over ROS 2). A series
+/// that cannot be read is reported to the caller and on `/diagnostics` only; one that was read publishes its
+/// detections.
+pub fn start(ctx: &r2r::Context, config: RegistrationConfig) -> Result<RunningNode, NodeError> {
     let mut node = r2r::Node::create(ctx.clone(), "registration", "").ros("create node registration")?;
     let latched = QosProfile::default().transient_local().keep_last(1);
     let mut series = node
@@ -149,6 +153,9 @@ pub fn start(
     let transform = node
         .create_publisher::<TransformStamped>("/registration/transform", latched)
         .ros("create publisher /registration/transform")?;
+    let fiducials = node
+        .create_publisher::<PoseArray>(FIDUCIALS_TOPIC, QosProfile::default())
+        .ros("create publisher /registration/fiducials")?;
     let diagnostics = node
         .create_publisher::<DiagnosticArray>("/diagnostics", QosProfile::default())
         .ros("create publisher /diagnostics")?;
@@ -192,10 +199,25 @@ pub fn start(
             // Import and detection take tens of milliseconds to seconds: off the async workers.
             let named = dir.as_ref().map(|d| format!(" ({})", d.display())).unwrap_or_default();
             let outcome = tokio::task::spawn_blocking(move || {
-                let dir = dir.ok_or(RegisterError::NoSeries)?;
-                register_series(&dir, &model, &gate, &gate_targets).map(|g| (g, dir, gate_targets))
+                let mut found = Vec::new();
+                let result = match dir {
+                    None => Err(RegisterError::NoSeries),
+                    Some(dir) => {
+                        register_series(&dir, &model, &gate, &gate_targets, &mut found).map(|g| (g, dir, gate_targets))
+                    }
+                };
+                (result, found)
             })
-            .await;
+            .await
+            .map(|(result, found)| {
+                // The detections go out before the answer (a series that could not be read has none to tell).
+                if !matches!(result, Err(RegisterError::Import { .. } | RegisterError::NoSeries)) {
+                    if let Err(e) = fiducials.publish(&pose_array(&found)) {
+                        tracing::error!("publishing /registration/fiducials failed: {e}");
+                    }
+                }
+                result
+            });
             let response = match outcome {
                 Ok(Ok((gated, dir, gate_targets))) => {
                     let t = msg::transform_stamped(&gated.t_robot_ct());
@@ -204,7 +226,6 @@ pub fn start(
                     }
                     publish(&diagnostics, status_accepted(&gated, &dir, &gate_targets));
                     let text = format!("{} ({})", summary(&gated), dir.display());
-                    outcomes.send_replace(Some(Ok(gated)));
                     Trigger::Response {
                         success: true,
                         message: text,
@@ -212,15 +233,6 @@ pub fn start(
                 }
                 Ok(Err(error)) => {
                     publish(&diagnostics, status_failed(&error));
-                    match &error {
-                        RegisterError::Refused { refusal, .. } => {
-                            outcomes.send_replace(Some(Err(RegistrationError::Refused(refusal.clone()))));
-                        }
-                        RegisterError::Register { source, .. } => {
-                            outcomes.send_replace(Some(Err(source.clone())));
-                        }
-                        RegisterError::NoSeries | RegisterError::Import { .. } => {}
-                    }
                     Trigger::Response {
                         success: false,
                         message: format!("{error}{named}"),
@@ -237,6 +249,40 @@ pub fn start(
         }
     });
     Ok(RunningNode::new(spinner, vec![series_task, target_task, service_task]))
+}
+
+/// The topic of the detections (see the module documentation).
+pub const FIDUCIALS_TOPIC: &str = "/registration/fiducials";
+
+/// Sphere centres (CT, metres) as a PoseArray in frame `ct`, identity orientations.
+fn pose_array(centres: &[Point<Ct>]) -> PoseArray {
+    PoseArray {
+        header: msg::header(<Ct as acus_control::frames::Frame>::NAME),
+        poses: centres
+            .iter()
+            .map(|p| Pose {
+                position: msg::point(p),
+                orientation: Quaternion {
+                    w: 1.0,
+                    ..Quaternion::default()
+                },
+            })
+            .collect(),
+    }
+}
+
+/// The sphere centres of a PoseArray from [`FIDUCIALS_TOPIC`], or why it cannot be one (another frame).
+pub fn centres(m: &PoseArray) -> Result<Vec<Point<Ct>>, String> {
+    if m.header.frame_id != <Ct as acus_control::frames::Frame>::NAME {
+        return Err(format!(
+            "{FIDUCIALS_TOPIC} in frame '{}': expected 'ct'",
+            m.header.frame_id
+        ));
+    }
+    Ok(m.poses
+        .iter()
+        .map(|p| Point::xyz(p.position.x, p.position.y, p.position.z))
+        .collect())
 }
 
 /// One line for the operator.

@@ -197,3 +197,16 @@ impl Drop for Peer {
 pub fn peer_script(manifest_dir: &str, name: &str) -> PathBuf {
     Path::new(manifest_dir).join("tests/peers").join(name)
 }
+
+/// A child process killed (SIGKILL) and reaped when dropped, so that a test that fails half-way (a panic unwinds
+/// through it) leaves no `acus` running behind it. Stop it orderly first where the test needs its exit.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

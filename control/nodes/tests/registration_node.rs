@@ -1,10 +1,13 @@
 //! The registration node over real DDS: an rclpy peer announces a CT series written by the virtual scanner, calls the
-//! register service and reads back `T_robot_ct`; a folder without images is refused first, with its reason.
+//! register service and reads back `T_robot_ct`; a folder without images is refused first, with its reason. The
+//! detections the node publishes let another process (the procedure) reach the same registration on its own.
 
 use std::time::Duration;
 
 use acus_control::frames::{Ct, Point, RobotBase, Transform};
-use acus_control::registration::{FiducialModel, QualityGate};
+use acus_control::registration::{register_and_gate, FiducialModel, MatchParams, QualityGate};
+use futures::StreamExt;
+use r2r::geometry_msgs::msg::PoseArray;
 use acus_nodes::registration::{self, RegistrationConfig};
 use acus_nodes::testing::{isolated, peer_script, Peer};
 use acus_sim_scanner::{scan, write_series, PhantomBody, ScanProtocol, Scene, SeriesInfo, FIDUCIAL_HU};
@@ -41,14 +44,18 @@ fn rclpy_registers_a_series_and_reads_the_transform() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let ctx = r2r::Context::create().unwrap();
-            let (accepted_tx, accepted) = tokio::sync::watch::channel(None);
+            let mut listener = r2r::Node::create(ctx.clone(), "fiducials_listener", "").unwrap();
+            let mut heard = listener
+                .subscribe::<PoseArray>(registration::FIDUCIALS_TOPIC, r2r::QosProfile::default())
+                .unwrap();
+            let _listening = acus_nodes::Spinner::start(listener).unwrap();
             let config = RegistrationConfig {
                 model: model.clone(),
                 gate: QualityGate::default(),
                 series_dir: None,
                 default_targets: vec![Point::xyz(0.0, 0.0, 0.0)],
             };
-            let _node = registration::start(&ctx, config, accepted_tx).unwrap();
+            let _node = registration::start(&ctx, config).unwrap();
             let (bad_dir, good_dir) = (bad.path().display().to_string(), good.path().display().to_string());
             let report = Peer::spawn(
                 peer_script(env!("CARGO_MANIFEST_DIR"), "registration_peer.py"),
@@ -91,9 +98,28 @@ fn rclpy_registers_a_series_and_reads_the_transform() {
                 .expect("an OK registration status on /diagnostics");
             let fre_mm: f64 = ok["values"]["FRE RMS [mm]"].as_str().unwrap().parse().unwrap();
             assert!(fre_mm > 0.0 && fre_mm < 0.5, "FRE {fre_mm} mm");
+            // The unreadable folder published no detections; the good series published its sphere centres, from
+            // which a listener fits and gates the same registration on its own.
+            let detections = tokio::time::timeout(Duration::from_secs(10), heard.next())
+                .await
+                .expect("detections on /registration/fiducials")
+                .unwrap();
+            let centres = registration::centres(&detections).unwrap();
+            assert_eq!(centres.len(), truth.len(), "one detection per sphere");
+            let own = register_and_gate(
+                &model,
+                &centres,
+                &MatchParams::default(),
+                &QualityGate::default(),
+                &[Point::xyz(0.0, 0.0, 0.0)],
+            )
+            .unwrap();
+            let delta = own.t_robot_ct().isometry().inverse() * received;
             assert!(
-                matches!(*accepted.borrow(), Some(Ok(_))),
-                "the accepted registration reaches in-process users too"
+                delta.translation.vector.norm() < 1e-6 && delta.rotation.angle() < 1e-6,
+                "the listener's own fit differs from the published transform by {:.2e} m, {:.2e} rad",
+                delta.translation.vector.norm(),
+                delta.rotation.angle()
             );
         });
     });

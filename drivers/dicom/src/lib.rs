@@ -114,6 +114,19 @@ pub enum DicomError {
         /// Bytes left in the file after the element's header.
         remaining: u64,
     },
+    /// A binary value (US, UL, FD, ...) whose length is not a whole number of its values (checked before parsing:
+    /// dicom-rs would read the whole values only and take the rest for the next element's header).
+    #[error("{path}: element {tag} declares {declared} bytes, not a whole number of {unit}-byte values")]
+    LengthNotMultiple {
+        /// File.
+        path: String,
+        /// The element's tag and the VR it is read with, (gggg,eeee) VR.
+        tag: String,
+        /// Declared value length, bytes.
+        declared: u64,
+        /// Bytes per value of its VR.
+        unit: u64,
+    },
     /// The series would exceed the import's voxel bound.
     #[error("{path}: {columns}×{rows}×{slices} = {voxels} voxels exceed the import's bound of {max} voxels")]
     TooLarge {

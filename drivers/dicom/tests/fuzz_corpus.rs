@@ -111,3 +111,68 @@ fn a_declared_length_beyond_the_file_is_refused_before_parsing() {
         other => panic!("expected LengthBeyondEnd, got {other:?}"),
     }
 }
+
+#[test]
+fn binary_values_that_are_not_whole_values_are_refused_before_parsing() {
+    // Found by the fuzzer (dicom_slice twice, the two differing only in the ignored preamble; dicom_series once): an
+    // implicit VR (0000,0000) UL of 122 (65) bytes. dicom-rs reads 30 (16) whole u32s and leaves 2 (1) bytes behind,
+    // so its next header starts inside the value and declares 4 294 967 040 bytes: 4 GiB reserved and zeroed, 2.4 s.
+    let fixed = series();
+    let cases = [
+        (
+            "regressions/dicom_slice/oom-ul-length-not-whole-values-a.dcm",
+            false,
+            122,
+        ),
+        (
+            "regressions/dicom_slice/oom-ul-length-not-whole-values-b.dcm",
+            false,
+            122,
+        ),
+        (
+            "regressions/dicom_series/timeout-ul-length-not-whole-values.bin",
+            true,
+            65,
+        ),
+    ];
+    for (name, series_input, length) in cases {
+        let path = fuzz_dir().join(name);
+        let bytes = std::fs::read(&path).unwrap();
+        // A dicom_series input is the pick byte, then the file.
+        let file = if series_input { &bytes[1..] } else { &bytes[..] };
+        match acus_dicom::decode_slice(file, &path) {
+            Err(acus_dicom::DicomError::LengthNotMultiple {
+                tag, declared, unit, ..
+            }) => assert_eq!((tag.as_str(), declared, unit), ("(0000,0000) UL", length, 4), "{name}"),
+            other => panic!("{name}: expected LengthNotMultiple, got {other:?}"),
+        }
+        if series_input {
+            let r = series_with(&bytes, &fixed);
+            assert!(
+                matches!(r, Some(Err(acus_dicom::DicomError::LengthNotMultiple { .. }))),
+                "{name}: {r:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_data_set_is_walked_in_the_syntax_dicom_rs_reads_it_in() {
+    // Found by the fuzzer: Transfer Syntax UID bytes "1.2.840.10008.1.2\0\n\0". dicom-rs trims any trailing whitespace
+    // and reads implicit VR, where the first element declares 0x07000000 bytes (112 MiB reserved and zeroed, 100 ms);
+    // a walk that kept the "\n" took the syntax for explicit VR and read that header as an empty UN.
+    let path = fuzz_dir().join("regressions/dicom_slice/oom-ts-uid-trailing-newline.dcm");
+    let bytes = std::fs::read(&path).unwrap();
+    match acus_dicom::decode_slice(&bytes, &path) {
+        Err(acus_dicom::DicomError::LengthBeyondEnd {
+            tag,
+            declared,
+            remaining,
+            ..
+        }) => {
+            assert_eq!((tag.as_str(), declared), ("(0000,0000)", 0x0700_0000));
+            assert!(remaining < 512, "{remaining} bytes left");
+        }
+        other => panic!("expected LengthBeyondEnd, got {other:?}"),
+    }
+}

@@ -118,10 +118,25 @@ pub fn spawn_nic_task(
     tx: PduTx<'static>,
     rx: PduRx<'static>,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
+    spawn_nic_task_rt(iface, tx, rx, None)
+}
+
+/// As [`spawn_nic_task`], the thread on SCHED_FIFO at `fifo_priority` if given (and permitted). A cycle thread on
+/// SCHED_FIFO polls for its frame with `sched_yield`, which yields to no normal thread: the thread that carries the
+/// frames must then be real-time too, above the cycle's priority ([`TXRX_FIFO_PRIORITY`]).
+pub fn spawn_nic_task_rt(
+    iface: &str,
+    tx: PduTx<'static>,
+    rx: PduRx<'static>,
+    fifo_priority: Option<i32>,
+) -> Result<std::thread::JoinHandle<()>, Error> {
     let task = ethercrab::std::tx_rx_task(iface, tx, rx).map_err(|e| Error::Master(format!("opening {iface}: {e}")))?;
     std::thread::Builder::new()
         .name("ethercat-txrx".into())
         .spawn(move || {
+            if let Some(p) = fifo_priority {
+                crate::rt::set_current_thread_fifo(p, "EtherCAT TX/RX");
+            }
             if let Err(e) = block_on(task) {
                 tracing::error!(error = %e, "EtherCAT TX/RX task ended");
             }
@@ -357,6 +372,9 @@ impl EthercrabBus {
         })
     }
 }
+
+/// SCHED_FIFO priority of the frame-carrying thread beside a real-time cycle thread (FIFO 80).
+pub const TXRX_FIFO_PRIORITY: i32 = 85;
 
 /// How long the cycle thread polls for its process-data frame before it parks.
 const FRAME_SPIN: Duration = Duration::from_micros(200);

@@ -25,26 +25,28 @@ impl RtSettings {
     };
 }
 
+/// Put the calling thread on SCHED_FIFO at `priority` (1–99); says once, naming `thread`, when refused.
+pub fn set_current_thread_fifo(priority: i32, thread: &str) -> bool {
+    let param = libc::sched_param {
+        sched_priority: priority.clamp(1, 99),
+    };
+    // SAFETY: pthread_self() is the calling thread; param is a valid sched_param for the call's duration.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        tracing::warn!(
+            priority,
+            errno = rc,
+            "{thread}: SCHED_FIFO refused (needs CAP_SYS_NICE or an rtprio limit); running on the default scheduler"
+        );
+    }
+    rc == 0
+}
+
 /// What was obtained: (SCHED_FIFO on, memory locked).
 pub(crate) fn apply(s: RtSettings) -> (bool, bool) {
-    let fifo = match s.fifo_priority {
-        Some(p) => {
-            let param = libc::sched_param {
-                sched_priority: p.clamp(1, 99),
-            };
-            // SAFETY: pthread_self() is the calling thread; param is a valid sched_param for the call's duration.
-            let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
-            if rc != 0 {
-                tracing::warn!(
-                    priority = p,
-                    errno = rc,
-                    "EtherCAT cycle: SCHED_FIFO refused (needs CAP_SYS_NICE or an rtprio limit); running on the default scheduler"
-                );
-            }
-            rc == 0
-        }
-        None => false,
-    };
+    let fifo = s
+        .fifo_priority
+        .is_some_and(|p| set_current_thread_fifo(p, "EtherCAT cycle"));
     let locked = if s.lock_memory {
         // SAFETY: mlockall takes flags only.
         let mut rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };

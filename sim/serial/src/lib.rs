@@ -74,7 +74,22 @@ struct State {
     corrupt: bool,
     seq: u32,
     sent: u64,
+    last: Option<SentFrame>,
     stop: bool,
+}
+
+/// The last frame the sim wrote to the pty, with when: benches time a reaction from the moment the line carried the
+/// change (the first `R`, the last `H` before silence), not from the call that asked for it up to a period earlier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentFrame {
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its level (`H` = true).
+    pub held: bool,
+    /// Just before its bytes were handed to the pty (a reader cannot have seen them earlier).
+    pub at: Instant,
+    /// When the first frame of the current run of this level was handed to the pty (the first `R` after an `H`).
+    pub level_since: Instant,
 }
 
 impl State {
@@ -111,8 +126,21 @@ impl State {
                 }
             }
         }
+        let at = Instant::now();
         match self.write(&line) {
-            Ok(()) => self.sent += 1,
+            Ok(()) => {
+                let level_since = match self.last {
+                    Some(f) if f.held == self.held => f.level_since,
+                    _ => at,
+                };
+                self.last = Some(SentFrame {
+                    seq: self.seq,
+                    held: self.held,
+                    at,
+                    level_since,
+                });
+                self.sent += 1;
+            }
             Err(e) => tracing::debug!("simulated pedal: frame not sent: {e}"),
         }
     }
@@ -149,6 +177,7 @@ impl SimPedal {
                 corrupt: false,
                 seq: 0,
                 sent: 0,
+                last: None,
                 stop: false,
             }),
             wake: Condvar::new(),
@@ -233,6 +262,11 @@ impl SimPedal {
     /// Frames written so far.
     pub fn frames_sent(&self) -> u64 {
         self.lock().sent
+    }
+
+    /// The last frame written (None before the first).
+    pub fn last_frame(&self) -> Option<SentFrame> {
+        self.lock().last
     }
 
     /// Sequence number of the last frame sent.

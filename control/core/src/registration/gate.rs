@@ -120,6 +120,26 @@ pub fn register_points(
     })
 }
 
+/// Match `detections` (sphere centres found in a CT, in any order) to the model, fit and pass the gate at `targets`:
+/// how a node that hears only the detections (the procedure, in a process of its own) reaches its own registration,
+/// independently of the node that found them. A non-finite detection refuses the whole set: it can only come from a
+/// corrupt message, and the matcher's distance tests compare false on NaN.
+pub fn register_and_gate(
+    model: &FiducialModel,
+    detections: &[Point<Ct>],
+    matching: &MatchParams,
+    gate: &QualityGate,
+    targets: &[Point<Ct>],
+) -> Result<GatedRegistration, RegistrationError> {
+    if let Some(i) = detections.iter().position(|p| !p.coords.iter().all(|c| c.is_finite())) {
+        return Err(RegistrationError::InvalidParameter(format!(
+            "detection {i} is not a finite point"
+        )));
+    }
+    let registration = register_points(model, detections, matching)?;
+    gate.check(registration, targets).map_err(RegistrationError::from)
+}
+
 /// The whole pipeline on a volume: detect, match, fit. Returns the registration and the detections it used.
 pub fn register_volume(
     volume: &CtVolume,

@@ -15,7 +15,9 @@
 //! for its deadline counts as pressed (e-stop) and released (deadman), judged twice: here on the wall clock, and in the
 //! cycle on the drive clock (which also catches this node or its executor stalling).
 //!
-//! Topics in: `/plan/entry` and `/plan/target` (geometry_msgs/PointStamped, frame `ct`). Out: `/procedure/state`
+//! Topics in: `/plan/entry` and `/plan/target` (geometry_msgs/PointStamped, frame `ct`), and `/registration/fiducials`
+//! (geometry_msgs/PoseArray, frame `ct`: the sphere centres the registration node found), which this procedure matches,
+//! fits and gates itself, so the registration node may run in another process or on another host. Out: `/procedure/state`
 //! (std_msgs/String, transient local), and as std_msgs/String holding one JSON object each ([`crate::wire`]):
 //! `/procedure/requests` (every request as received, with an id), `/procedure/answers` (its answer, same id),
 //! `/procedure/faults` (each latched fault: kind and cause), `/scans` (each series written: kind, folder, UIDs); also
@@ -27,16 +29,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acus_control::frames::Point;
-use acus_control::registration::{GatedRegistration, RegistrationError};
 use acus_ethercat::safety::SafetyInput;
 use acus_executive::{Executive, Op};
 pub use acus_executive::{NeedleSpec, ProcedureSettings, ScanPurpose, ScanSource};
 use futures::StreamExt;
-use r2r::geometry_msgs::msg::{PointStamped, PoseStamped};
+use r2r::geometry_msgs::msg::{PointStamped, PoseArray, PoseStamped};
 use r2r::std_msgs::msg::Bool;
 use r2r::std_srvs::srv::{SetBool, Trigger};
 use r2r::QosProfile;
-use tokio::sync::watch;
 
 use crate::error::RosContext;
 use crate::motion::Motion;
@@ -76,7 +76,6 @@ pub fn start(
     motion: Motion,
     scanner: Arc<dyn ScanSource>,
     consoles: Vec<Console>,
-    mut registrations: watch::Receiver<Option<Result<GatedRegistration, RegistrationError>>>,
 ) -> Result<RunningNode, NodeError> {
     let mut node = r2r::Node::create(ctx.clone(), "procedure", "").ros("create node procedure")?;
     let latched = QosProfile::default().transient_local().keep_last(1);
@@ -106,6 +105,9 @@ pub fn start(
     let target = node
         .subscribe::<PointStamped>("/plan/target", latched.clone())
         .ros("subscribe /plan/target")?;
+    let mut detections = node
+        .subscribe::<PoseArray>(crate::registration::FIDUCIALS_TOPIC, QosProfile::default())
+        .ros("subscribe /registration/fiducials")?;
     let publishers = report::Publishers::create(&mut node, latched)?;
     let tip_pub = node
         .create_publisher::<PoseStamped>("/needle/tip", QosProfile::default())
@@ -193,10 +195,10 @@ pub fn start(
     }
     let registration_executive = executive.clone();
     tasks.push(tokio::spawn(async move {
-        while registrations.changed().await.is_ok() {
-            let latest = registrations.borrow_and_update().clone();
-            if let Some(result) = latest {
-                registration_executive.registration(result).await;
+        while let Some(m) = detections.next().await {
+            match crate::registration::centres(&m) {
+                Ok(centres) => registration_executive.detections(centres).await,
+                Err(e) => tracing::warn!("ignoring {e}"),
             }
         }
     }));

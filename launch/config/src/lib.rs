@@ -1,15 +1,28 @@
 //! The simulation's configuration (launch/config/sim.yaml): typed, read once, range-checked at start-up. Two halves that
 //! never mix: the controller's configuration ([`ControllerConfig`], the `controller:` section), and the simulated world
 //! (the world file, launch/config/worlds/, with the patient's truth and every error source).
+//!
+//! Its own crate, without ROS (the `acus` composition root re-exports it as `acus_launch::config`), so that the loader
+//! can be fuzzed and tested on any machine. Reading files is kept apart from parsing and checking: [`SimFile::from_yaml`]
+//! and [`SimConfig::from_parts`] are pure functions of text, which the fuzz target drives directly.
+#![deny(missing_docs)]
+
+mod check;
+mod error;
+mod joints;
 
 use std::path::{Path, PathBuf};
 
 use acus_control::frames::{Ct, Point};
+use acus_control::kinematics::PositionerModel;
 use acus_control::registration::QualityGate;
 use acus_sim_twin::patient::PatientConfig;
-use acus_sim_twin::world::{self, WorldModel};
-use anyhow::{bail, Context, Result};
+use acus_sim_twin::world;
 use serde::Deserialize;
+
+/// The world file's types, for [`Parts`] (and so that a user of this crate needs no direct dependency on the twin).
+pub use acus_sim_twin::world::{WorldError, WorldModel};
+pub use error::ConfigError;
 
 /// The YAML file.
 #[derive(Clone, Debug, Deserialize)]
@@ -19,7 +32,8 @@ pub struct SimFile {
     pub robot: PathBuf,
     /// Drive configuration, relative to the file.
     pub drives: PathBuf,
-    /// Joint positions at power-on.
+    /// Joint positions at power-on, chain order (in the file: by joint name, in chain order; see `joints`).
+    #[serde(deserialize_with = "joints::deserialize")]
     pub start_pose: [f64; 6],
     /// The simulated world (noise model) run unless told otherwise: `ideal`, `realistic` or a file relative to this one.
     pub world: String,
@@ -183,36 +197,105 @@ pub struct SimConfig {
     pub patient: PatientConfig,
 }
 
+/// What a sim file names, read (for [`SimConfig::from_parts`]; [`SimConfig::load_in`] reads them from disk).
+#[derive(Clone, Debug)]
+pub struct Parts {
+    /// The `robot` URDF's text.
+    pub design_urdf: String,
+    /// Where it was read from (for messages).
+    pub design_path: PathBuf,
+    /// The `controller.urdf` text.
+    pub urdf: String,
+    /// Where it was read from (for messages).
+    pub urdf_path: PathBuf,
+    /// The drive file's path (not read here).
+    pub drives_path: PathBuf,
+    /// The world, checked.
+    pub world: WorldModel,
+    /// Where the world was read from.
+    pub world_path: PathBuf,
+}
+
 /// The worlds shipped in launch/config/worlds/ (`ideal`, `realistic`), or a file.
 pub fn world_path(choice: &str, relative_to: &Path) -> PathBuf {
     match choice {
         "ideal" | "realistic" => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/worlds")
+            .join("worlds")
             .join(format!("{choice}.yaml")),
         file => relative_to.join(file),
     }
 }
 
+impl SimFile {
+    /// Parse and check YAML text (no file is read: the paths it names are resolved by [`SimConfig::load_in`]).
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let file: Self = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<text>".into(),
+            message: e.to_string(),
+        })?;
+        file.check()?;
+        Ok(file)
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The positioner model of a URDF, or an error naming the field that points at it.
+fn positioner(field: &'static str, path: &Path, urdf: &str) -> Result<PositionerModel, ConfigError> {
+    PositionerModel::from_urdf_str(urdf).map_err(|e| ConfigError::Urdf {
+        field,
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
 impl SimConfig {
     /// Read and check `path`, in the world the file names.
-    pub fn load(path: &Path) -> Result<Self> {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::load_in(path, None)
     }
 
-    /// Read and check `path` in `world` (`ideal`, `realistic` or a world file; none: the file's own choice).
-    pub fn load_in(path: &Path, world: Option<&str>) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: SimFile = serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        check(&file)?;
+    /// Read and check `path` in `world` (`ideal`, `realistic` or a world file; none: the file's own choice). Reads the
+    /// sim file, both URDFs and the world file; the drive file is only located here (`system::load_drives` reads it,
+    /// checked against the joint order).
+    pub fn load_in(path: &Path, world: Option<&str>) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let file = SimFile::from_yaml(&read(path)?).map_err(|e| e.in_file(&shown))?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
-        let design_urdf = read(&dir.join(&file.robot))?;
-        let urdf = read(&dir.join(&file.controller.urdf))?;
+        let design_path = dir.join(&file.robot);
+        let urdf_path = dir.join(&file.controller.urdf);
         let world_path = match world {
             Some(w) => world_path(w, Path::new(".")),
             None => world_path(&file.world, dir),
         };
-        let world = WorldModel::load(&world_path)?;
+        let world = WorldModel::load(&world_path).map_err(|error| ConfigError::World {
+            path: world_path.display().to_string(),
+            error,
+        })?;
+        let parts = Parts {
+            design_urdf: read(&design_path)?,
+            design_path,
+            urdf: read(&urdf_path)?,
+            urdf_path,
+            drives_path: dir.join(&file.drives),
+            world,
+            world_path,
+        };
+        Self::from_parts(file, parts)
+    }
+
+    /// Resolve a checked file with what it names, already read: both URDFs parsed as positioners (the start pose
+    /// within the design's joint limits), the registration gate, the patient's truth and the operator's plan from the
+    /// world. Pure: no file is read.
+    pub fn from_parts(file: SimFile, parts: Parts) -> Result<Self, ConfigError> {
+        let design = positioner("robot", &parts.design_path, &parts.design_urdf)?;
+        file.check_robot(&design)?;
+        positioner("controller.urdf", &parts.urdf_path, &parts.urdf)?;
         let mut gate = QualityGate::default();
         if let Some(g) = file.controller.registration_gate {
             gate = QualityGate {
@@ -225,32 +308,32 @@ impl SimConfig {
         }
         let controller = ControllerConfig {
             file: file.controller.clone(),
-            urdf,
+            urdf: parts.urdf,
             gate,
             entry: Point::xyz(0.0, 0.0, 0.0),
             target: Point::xyz(0.0, 0.0, 0.0),
         };
         let mut config = Self {
-            drives_path: dir.join(&file.drives),
+            drives_path: parts.drives_path,
             file,
             controller,
-            design_urdf,
+            design_urdf: parts.design_urdf,
             patient: PatientConfig::reference(),
-            world,
-            world_path,
+            world: parts.world,
+            world_path: parts.world_path,
         };
         config.apply_world()?;
         Ok(config)
     }
 
     /// Use `seed` for every draw of the world.
-    pub fn set_seed(&mut self, seed: u64) -> Result<()> {
+    pub fn set_seed(&mut self, seed: u64) -> Result<(), ConfigError> {
         self.file.seed = seed;
         self.apply_world()
     }
 
     /// The patient's truth from the world, and the operator's plan (entry and picked target) for the controller.
-    pub fn apply_world(&mut self) -> Result<()> {
+    pub fn apply_world(&mut self) -> Result<(), ConfigError> {
         let p = &self.world.patient;
         let [x, y, z] = p.lesion;
         self.patient.lesion = Point::xyz(x, y, z);
@@ -258,11 +341,37 @@ impl SimConfig {
         self.patient.lesion_hu = p.lesion_hu;
         self.patient.needle_radius = p.needle_radius;
         self.patient.tissue = p.tissue.model(self.file.seed);
-        self.patient
-            .tissue
-            .validate()
-            .map_err(|e| anyhow::anyhow!("{}: patient.tissue: {e}", self.world_path.display()))?;
+        self.patient.tissue.validate().map_err(|e| ConfigError::Tissue {
+            path: self.world_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        self.check_entry_on_body()?;
         self.plan_as_operator();
+        Ok(())
+    }
+
+    /// The entry must lie above the body: off its sides, the skin point "above" it is no point of the skin, and off
+    /// its ends the needle would go into air.
+    fn check_entry_on_body(&self) -> Result<(), ConfigError> {
+        let body = self.patient.body();
+        let [ex, ez] = self.file.entry_xz;
+        let (dx, dz) = (ex - body.center.coords.x, ez - body.center.coords.z);
+        // Written so that NaN (a field set in code, not checked by `check`) fails too.
+        let (across, along) = (dx.abs() < body.semi_x, dz.abs() <= body.length / 2.0);
+        if !across {
+            return Err(ConfigError::OutOfRange {
+                field: "entry_xz[x]".into(),
+                value: ex,
+                range: format!("the body's width ({} ± {}) m", body.center.coords.x, body.semi_x),
+            });
+        }
+        if !along {
+            return Err(ConfigError::OutOfRange {
+                field: "entry_xz[z]".into(),
+                value: ez,
+                range: format!("the body's length ({} ± {}) m", body.center.coords.z, body.length / 2.0),
+            });
+        }
         Ok(())
     }
 
@@ -275,57 +384,4 @@ impl SimConfig {
         let pick = world::gaussian_vector(&mut rng, self.world.operator.target_pick_sigma);
         self.controller.target = Point::new(self.patient.lesion.coords + pick);
     }
-}
-
-fn check(f: &SimFile) -> Result<()> {
-    let positive = |name: &str, v: f64, max: f64| -> Result<()> {
-        if !(v.is_finite() && v > 0.0 && v <= max) {
-            bail!("{name} = {v} outside (0, {max}]");
-        }
-        Ok(())
-    };
-    for (name, s) in [("planning_scan", &f.planning_scan), ("check_scan", &f.check_scan)] {
-        positive(&format!("{name}.pixel [m]"), s.pixel, 0.005)?;
-        positive(&format!("{name}.slice [m]"), s.slice, 0.01)?;
-        positive(&format!("{name}.seconds"), s.seconds, 600.0)?;
-    }
-    let c = &f.controller;
-    positive("controller.needle.diameter [m]", c.needle.diameter, 0.005)?;
-    positive("controller.needle.hu", c.needle.hu, 3071.0)?;
-    positive("controller.lesion.radius [m]", c.lesion.radius, 0.05)?;
-    positive("controller.lesion.contrast_hu", c.lesion.contrast_hu.abs(), 1000.0)?;
-    positive("controller.curvature_prior [1/m]", c.curvature_prior + 1e-12, 20.0)?;
-    positive("controller.axis_tilt_prior [rad]", c.axis_tilt_prior, 0.1)?;
-    positive("controller.axis_offset_prior [m]", c.axis_offset_prior, 0.01)?;
-    positive("controller.done_within [m]", c.done_within, 0.01)?;
-    positive("controller.min_correction_depth [m]", c.min_correction_depth, 0.1)?;
-    positive("controller.planning.max_step [m]", c.planning.max_step, 0.2)?;
-    positive("controller.motion.align_speed", c.motion.align_speed, 1.0)?;
-    positive("controller.motion.insertion_speed", c.motion.insertion_speed, 1.0)?;
-    positive("controller.console_deadline [s]", c.console_deadline, 5.0)?;
-    if c.consoles.is_empty() || c.consoles.len() > 4 {
-        bail!("controller.consoles: {} consoles; give 1 to 4", c.consoles.len());
-    }
-    for (i, name) in c.consoles.iter().enumerate() {
-        let ros_name = name.chars().next().is_some_and(|ch| ch.is_ascii_lowercase())
-            && name
-                .chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
-        if !ros_name {
-            bail!("controller.consoles[{i}] = {name:?}: a console name is lowercase letters, digits and _");
-        }
-        if c.consoles[..i].contains(name) {
-            bail!("controller.consoles[{i}] = {name:?} is given twice");
-        }
-    }
-    if !(c.planning.insertion_margin.is_finite() && c.planning.insertion_margin >= 0.0) {
-        bail!(
-            "controller.planning.insertion_margin = {} must be ≥ 0",
-            c.planning.insertion_margin
-        );
-    }
-    if f.start_pose.iter().chain(&f.entry_xz).any(|v| !v.is_finite()) {
-        bail!("start_pose and entry_xz must be finite");
-    }
-    Ok(())
 }
