@@ -10,7 +10,6 @@ pub const PROCEDURE_TOPICS: &[(&str, &str)] = &[
     (STATE_TOPIC, "std_msgs/msg/String"),
     (DIAGNOSTICS_TOPIC, "diagnostic_msgs/msg/DiagnosticArray"),
     ("/registration/transform", "geometry_msgs/msg/TransformStamped"),
-    ("/registration/fiducials", "geometry_msgs/msg/PoseArray"),
     (REQUESTS_TOPIC, "std_msgs/msg/String"),
     (ANSWERS_TOPIC, "std_msgs/msg/String"),
     (FAULTS_TOPIC, "std_msgs/msg/String"),
