@@ -21,6 +21,7 @@ fn biopsy(record: bool) -> f64 {
         pedal: None,
         igtl: None,
         external_registration: false,
+        tracker: None,
     };
     let started = Instant::now();
     let summary = run(&options, |_| {}).expect("the biopsy");

@@ -76,6 +76,11 @@ enum Command {
         /// pseudo-terminal. Its release, silence (100 ms) or loss holds the motion in the cycle, in this process.
         #[arg(long)]
         pedal: Option<String>,
+        /// An NDI tracker (Polaris, Aurora) following the needle between check scans: its tty, or `sim` for the
+        /// simulated one behind a pseudo-terminal, seeing the twin's needle. Publishes `/tracker/reference`,
+        /// `/tracker/needle` and, once registered, `/needle/tip_tracked` (CT); calibration from `controller.tracker`.
+        #[arg(long)]
+        tracker: Option<String>,
         /// Serve 3D Slicer over OpenIGTLink (e.g. 127.0.0.1:18944, Slicer's default port): entry and target POINTs in,
         /// STRING commands, the needle tip and T_robot_ct as TRANSFORMs, STATUS and every scan as IMAGE out. The
         /// connection is an enable source: losing Slicer mid-insertion holds the needle until the operator resumes.
@@ -85,6 +90,14 @@ enum Command {
         /// fiducials it finds from `/registration/fiducials` and fits and gates them itself).
         #[arg(long)]
         external_registration: bool,
+        /// Keep the breath-holds but do not check the respiratory belt against the gating window (the comparison arm
+        /// of a gating study; `controller.respiration.gated: false`).
+        #[arg(long)]
+        ungated: bool,
+        /// Insert straight along the plan and only measure at the check scans (the comparison arm of an accuracy
+        /// study; `controller.correct_on_check_scans: false`).
+        #[arg(long)]
+        no_correction: bool,
     },
     /// Run the registration node alone (CT series in, `T_robot_ct` and the fiducials found out, over ROS 2), e.g.
     /// beside `acus sim --serve --external-registration`, until interrupted.
@@ -167,8 +180,11 @@ fn main() -> std::process::ExitCode {
             serve,
             no_record,
             pedal,
+            tracker,
             igtl,
             external_registration,
+            ungated,
+            no_correction,
         } => {
             let out = out.unwrap_or_else(|| {
                 let t = std::time::SystemTime::now()
@@ -192,6 +208,7 @@ fn main() -> std::process::ExitCode {
                 }),
                 igtl,
                 external_registration,
+                tracker: tracker.as_deref().map(acus_launch::tracker::TrackerAt::from_arg),
             };
             if serve {
                 return match acus_launch::run::serve(&options) {
@@ -211,7 +228,20 @@ fn main() -> std::process::ExitCode {
                     a.message
                 );
             };
-            match acus_launch::run::run(&options, progress) {
+            let ran = acus_launch::config::SimConfig::load_in(&options.config, options.world.as_deref())
+                .map_err(anyhow::Error::from)
+                .and_then(|mut config| {
+                    if ungated {
+                        if let Some(r) = config.controller.file.respiration.as_mut() {
+                            r.gated = false;
+                        }
+                    }
+                    if no_correction {
+                        config.controller.file.correct_on_check_scans = false;
+                    }
+                    acus_launch::run::run_with(config, &options, progress)
+                });
+            match ran {
                 Ok(summary) => {
                     println!("\n{}", summary.text);
                     std::process::ExitCode::SUCCESS

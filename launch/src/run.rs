@@ -34,6 +34,8 @@ pub struct SimOptions {
     pub igtl: Option<std::net::SocketAddr>,
     /// Start no registration node: one runs in another process (`acus registration`).
     pub external_registration: bool,
+    /// An NDI tracker following the needle (its calibration: `controller.tracker`), if one is used.
+    pub tracker: Option<crate::tracker::TrackerAt>,
 }
 
 /// Where the procedure record goes in the output folder (the folder becomes a rosbag2 bag).
@@ -60,6 +62,10 @@ pub struct Summary {
     pub world: String,
     /// FRE of the registration, m RMS.
     pub fre: Option<f64>,
+    /// Breath-holds the procedure asked the patient for.
+    pub breath_holds: usize,
+    /// The organ's craniocaudal breathing displacement at each scan (planning first), m (truth).
+    pub scan_levels: Vec<f64>,
     /// The procedure record, if one was written.
     pub record: Option<RecordFigures>,
     /// The summary as printed.
@@ -157,6 +163,21 @@ fn write_truth(out: &Path, sim: &system::SimSystem) -> Result<PathBuf> {
     let mm = |p: &acus_control::frames::Point<acus_control::frames::Ct>| {
         [p.coords.x * 1e3, p.coords.y * 1e3, p.coords.z * 1e3]
     };
+    // The needle the simulated tracker saw at its last frame (a straight needle from the hub: the tool sees no bending),
+    // and its tools' poses without the tracker's noise (tracker frame, m; quaternion x, y, z, w).
+    let pose = |p: &nalgebra::Isometry3<f64>| {
+        let (t, q) = (p.translation.vector, p.rotation.quaternion());
+        serde_json::json!({ "xyz_m": [t.x, t.y, t.z], "xyzw": [q.i, q.j, q.k, q.w] })
+    };
+    let tracker = sim.tracker.as_ref().and_then(|t| t.last_truth()).map(|t| {
+        serde_json::json!({
+            "camera_time_s": t.camera_time,
+            "straight_needle_tip_lps_mm": mm(&t.tip_ct),
+            "straight_needle_tip_robot_mm": [t.tip_robot.coords.x * 1e3, t.tip_robot.coords.y * 1e3, t.tip_robot.coords.z * 1e3],
+            "true_reference_pose": pose(t.t_tracker_ref.isometry()),
+            "true_needle_tool_pose": pose(t.t_tracker_needle.isometry()),
+        })
+    });
     let checks: Vec<_> = records
         .iter()
         .filter_map(|r| {
@@ -172,7 +193,7 @@ fn write_truth(out: &Path, sim: &system::SimSystem) -> Result<PathBuf> {
         .collect();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let path = out.join("truth.json");
-    std::fs::write(&path, serde_json::json!({ "check_scans": checks }).to_string())
+    std::fs::write(&path, serde_json::json!({ "check_scans": checks, "tracker": tracker }).to_string())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
@@ -184,6 +205,7 @@ fn start_system(config: &SimConfig, options: &SimOptions, pacing: Pacing) -> Res
         pedal: options.pedal.clone(),
         igtl: options.igtl,
         external_registration: options.external_registration,
+        tracker: options.tracker.clone(),
     };
     system::start(config, &options.out.join("scans"), pacing, &options.drives, &attached)
 }
@@ -260,6 +282,9 @@ pub fn run_with(
     let checks: Vec<_> = records.iter().filter(|r| r.true_tip.is_some()).collect();
     let last = checks.last().context("no check scan was taken")?;
     let final_error = last.true_tip.map_or(f64::NAN, |t| t.distance(&last.true_lesion));
+    let breath_holds = sim.respiration.lock().map_or(0, |r| r.holds());
+    // LPS: caudal is −z.
+    let scan_levels: Vec<f64> = records.iter().map(|r| -r.organ_offset.z).collect();
     let mm = |v: Option<&String>| v.and_then(|s| s.parse::<f64>().ok());
     let measured_final_error = log
         .check_scans
@@ -289,6 +314,17 @@ pub fn run_with(
         get("FRE RMS [mm]"),
         get("predicted TRE [mm]")
     );
+    let gating = match &config.controller.file.respiration {
+        Some(r) if r.gated => format!("gated (±{:.1} mm of the last scan's level)", r.window * 1e3),
+        Some(_) => "breath-holds, ungated".to_owned(),
+        None => "not gated".to_owned(),
+    };
+    let levels: Vec<String> = scan_levels.iter().map(|l| format!("{:+.2}", l * 1e3)).collect();
+    let _ = writeln!(
+        text,
+        "breathing: {gating}; {breath_holds} breath-holds asked; organ at each scan {} mm (craniocaudal, true)",
+        levels.join(" ")
+    );
     let steps = log.answers.iter().filter(|a| a.service == "/insert_step").count();
     let _ = writeln!(text, "insertion: {steps} steps, {} check scans", checks.len());
     for (i, (record, seen)) in checks.iter().zip(&log.check_scans).enumerate() {
@@ -312,7 +348,7 @@ pub fn run_with(
     );
     let _ = writeln!(
         text,
-        "time: the procedure takes {:.1} s on the robot (motions and scans), simulated in {:.1} s wall ({:.1}× real time, \
+        "time: the procedure takes {:.1} s on the robot (motions, breath-holds and scans), simulated in {:.1} s wall ({:.1}× real time, \
          {} clock; start-up {:.1} s)",
         sim_seconds,
         wall_seconds,
@@ -352,6 +388,8 @@ pub fn run_with(
         check_scans: checks.len(),
         world: config.world.name.clone(),
         fre,
+        breath_holds,
+        scan_levels,
         record,
         text,
     })

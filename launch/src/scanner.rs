@@ -10,6 +10,7 @@ use acus_nodes::procedure::{ScanPurpose, ScanSource};
 use acus_nodes::Spinner;
 use acus_sim_scanner::{write_series, SeriesInfo};
 use acus_sim_twin::patient::{Imaging, Patient};
+use acus_sim_twin::respiration::Respiration;
 use acus_sim_twin::world::ScannerModel;
 use anyhow::Result;
 use futures::future::BoxFuture;
@@ -28,8 +29,12 @@ pub struct ScanRecord {
     pub dir: PathBuf,
     /// True needle tip at the time, CT (none before the needle is in).
     pub true_tip: Option<acus_control::frames::Point<acus_control::frames::Ct>>,
-    /// True lesion centre at the time, CT.
+    /// True lesion centre at the time (breathing included), CT.
     pub true_lesion: acus_control::frames::Point<acus_control::frames::Ct>,
+    /// The organ's breathing displacement at the time, CT, m.
+    pub organ_offset: nalgebra::Vector3<f64>,
+    /// Simulated time of the scan (drive clock), s.
+    pub t: f64,
 }
 
 /// The virtual scanner node.
@@ -47,6 +52,9 @@ pub struct SimScanner {
     /// Every scan taken.
     pub records: Arc<Mutex<Vec<ScanRecord>>>,
     announce: Arc<Mutex<r2r::Publisher<StringMsg>>>,
+    /// One study and one frame of reference for every scan of this patient on this table, as a scanner keeps them.
+    study: SeriesInfo,
+    breathing: Option<(Arc<Mutex<Respiration>>, f64)>,
     _spinner: Mutex<Spinner>,
 }
 
@@ -77,8 +85,17 @@ impl SimScanner {
             scanner_ms: Arc::new(AtomicU64::new(0)),
             records: Arc::new(Mutex::new(Vec::new())),
             announce: Arc::new(Mutex::new(announce)),
+            study: SeriesInfo::new("acus study", seed),
+            breathing: None,
             _spinner: Mutex::new(spinner),
         })
+    }
+
+    /// The patient breathes: each scan images the organ where `respiration` has it at the scan's time on the drive
+    /// clock (cycles × `period` s).
+    pub fn with_breathing(mut self, respiration: Arc<Mutex<Respiration>>, period: f64) -> Self {
+        self.breathing = Some((respiration, period));
+        self
     }
 }
 
@@ -90,17 +107,41 @@ impl ScanSource for SimScanner {
             ScanPurpose::Check { step } => (format!("{n:02}-check-step{}", step + 1), self.check),
         };
         let dir = self.out.join(&name);
-        let q = self.joints.borrow().actual;
+        let (q, cycle) = {
+            let status = self.joints.borrow();
+            (status.actual, status.cycle)
+        };
+        let breathing = self.breathing.clone();
+        let series = SeriesInfo {
+            series_number: u32::try_from(n).unwrap_or(u32::MAX),
+            ..SeriesInfo::new(&name, seed_for(self.seed, n))
+        };
+        let series = SeriesInfo {
+            study_uid: self.study.study_uid.clone(),
+            frame_of_reference_uid: self.study.frame_of_reference_uid.clone(),
+            ..series
+        };
         let patient = Arc::clone(&self.patient);
         let records = Arc::clone(&self.records);
-        let seed = self.seed.wrapping_mul(1000).wrapping_add(n as u64);
+        let seed = seed_for(self.seed, n);
         let imaging = Imaging::for_scan(&self.world, self.seed, n as u64);
         let scanner_ms = Arc::clone(&self.scanner_ms);
         let announce = Arc::clone(&self.announce);
         Box::pin(async move {
             let written = tokio::task::spawn_blocking(move || -> Result<(PathBuf, ScanRecord), String> {
                 let mut patient = patient.lock().map_err(|_| "patient state poisoned".to_owned())?;
-                patient.sync(&q).map_err(|e| e.to_string())?;
+                let mut t = 0.0;
+                match &breathing {
+                    Some((respiration, period)) => {
+                        t = cycle as f64 * period;
+                        let d = respiration
+                            .lock()
+                            .map_err(|_| "breathing state poisoned".to_owned())?
+                            .displacement(t);
+                        patient.sync_breathing(&q, d).map_err(|e| e.to_string())?;
+                    }
+                    None => patient.sync(&q).map_err(|e| e.to_string())?,
+                }
                 let f = protocol_file;
                 let protocol = match purpose {
                     ScanPurpose::Planning => patient.planning_protocol(f.pixel, f.slice, &imaging, seed),
@@ -110,7 +151,7 @@ impl ScanSource for SimScanner {
                 let volume = patient.scan(&protocol).map_err(|e| e.to_string())?;
                 let t1 = std::time::Instant::now();
                 std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-                write_series(&volume, &dir, &SeriesInfo::new(&name, seed)).map_err(|e| e.to_string())?;
+                write_series(&volume, &dir, &series).map_err(|e| e.to_string())?;
                 tracing::info!(
                     render_s = (t1 - t0).as_secs_f64(),
                     write_s = t1.elapsed().as_secs_f64(),
@@ -122,6 +163,8 @@ impl ScanSource for SimScanner {
                     dir: dir.clone(),
                     true_tip: patient.tip(),
                     true_lesion: patient.lesion(),
+                    organ_offset: patient.organ_offset(),
+                    t,
                 };
                 Ok((dir, record))
             })
@@ -142,4 +185,9 @@ impl ScanSource for SimScanner {
             Ok(dir)
         })
     }
+}
+
+/// The seed of scan `n`'s draws (noise, UIDs).
+fn seed_for(seed: u64, n: usize) -> u64 {
+    seed.wrapping_mul(1000).wrapping_add(n as u64)
 }

@@ -21,6 +21,7 @@ use acus_nodes::robot_description::{self, RobotStateConfig};
 use acus_nodes::RunningNode;
 use acus_record::{Recorder, RecorderNode, PROCEDURE_TOPICS};
 use acus_sim_twin::patient::{FrameAsBuilt, Patient};
+use acus_sim_twin::respiration::{Respiration, RespirationModel};
 use acus_sim_twin::robot::AsBuiltRobot;
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::watch;
@@ -40,12 +41,16 @@ pub struct SimSystem {
     pub patient: Arc<Mutex<Patient>>,
     /// The scanner (its clock and records).
     pub scanner: Arc<SimScanner>,
+    /// The patient's breathing (ground truth: the holds asked and their levels).
+    pub respiration: Arc<Mutex<Respiration>>,
     /// The procedure record being written, if asked for.
     pub recording: Option<Recording>,
     /// The simulated enable pedal, if `Pedal::Simulated` was asked for (the operator's foot).
     pub sim_pedal: Option<Arc<acus_sim_serial::SimPedal>>,
     /// Where the OpenIGTLink server listens, if Slicer was asked for.
     pub igtl_addr: Option<std::net::SocketAddr>,
+    /// The NDI tracker's node (and the simulated tracker), if one was asked for.
+    pub tracker: Option<crate::tracker::TrackerHook>,
     _pedal_reader: Option<PedalReader>,
     nodes: Vec<RunningNode>,
     _link: Link,
@@ -66,13 +71,14 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// Start recording [`PROCEDURE_TOPICS`] into `path` (its folder is created, and becomes a rosbag2 bag on finish).
-    fn start(ctx: &r2r::Context, path: &Path) -> Result<Self> {
+    /// Start recording `topics` ([`PROCEDURE_TOPICS`] and those of any device attached) into `path` (its folder is
+    /// created, and becomes a rosbag2 bag on finish).
+    fn start(ctx: &r2r::Context, path: &Path, topics: &[(&str, &str)]) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let recorder = Arc::new(Recorder::create(path).with_context(|| format!("recording into {}", path.display()))?);
-        let node = RecorderNode::start(ctx, "recorder", Arc::clone(&recorder), PROCEDURE_TOPICS)
+        let node = RecorderNode::start(ctx, "recorder", Arc::clone(&recorder), topics)
             .context("the recorder node")?;
         Ok(Self {
             node: Some(node),
@@ -144,6 +150,9 @@ pub struct Attached {
     /// The registration node runs in another process (`acus registration`): this one starts none, and its procedure
     /// takes the detections from `/registration/fiducials` like any other subscriber.
     pub external_registration: bool,
+    /// An NDI tracker following the needle (`/needle/tip_tracked` once registered), with the calibration of the
+    /// controller's configuration; its topics join the record.
+    pub tracker: Option<crate::tracker::TrackerAt>,
 }
 
 /// Where the EtherCAT drives are.
@@ -239,7 +248,11 @@ pub fn start(
     let patient = Patient::new(config.patient.clone(), robot, frame)?;
     let patient = Arc::new(Mutex::new(patient));
     let ctx = r2r::Context::create().map_err(|e| anyhow!("ROS 2 context: {e}"))?;
-    let recording = record.map(|path| Recording::start(&ctx, path)).transpose()?;
+    let mut topics = PROCEDURE_TOPICS.to_vec();
+    if attached.tracker.is_some() {
+        topics.extend_from_slice(acus_nodes::wire::TRACKER_TOPICS);
+    }
+    let recording = record.map(|path| Recording::start(&ctx, path, &topics)).transpose()?;
 
     // /joint_states from the measured positions.
     let (joints_tx, joints) = watch::channel(JointPositions::default());
@@ -259,13 +272,34 @@ pub fn start(
         joints,
     )?;
 
+    let tracker = match &attached.tracker {
+        Some(at) => {
+            let status = motion.status();
+            let hook = crate::tracker::start_tracker(
+                &ctx,
+                at,
+                (out, pacing),
+                (controller_config.file.tracker.as_ref(), &fiducials),
+                crate::tracker::SimWorld {
+                    patient: &patient,
+                    design: &design_frame,
+                    frame_errors: &config.world.frame,
+                    seed,
+                },
+                move || status.borrow().actual,
+            )
+            .context("the NDI tracker")?;
+            Some(hook)
+        }
+        None => None,
+    };
     let registration = if attached.external_registration {
         None
     } else {
         Some(registration::start(&ctx, registration_config(controller_config, fiducials))?)
     };
 
-    let scanner = Arc::new(SimScanner::start(
+    let mut scanner = SimScanner::start(
         &ctx,
         Arc::clone(&patient),
         motion.status(),
@@ -273,12 +307,26 @@ pub fn start(
         (config.file.planning_scan, config.file.check_scan),
         config.world.scanner,
         seed,
-    )?);
+    )?;
+    // The patient breathes on the drive clock (a world without breathing: a still patient, whose belt reads flat); the
+    // belt and the breathing instructions travel over ROS.
+    let model = config.world.patient.breathing.unwrap_or(RespirationModel::STILL);
+    let respiration = Arc::new(Mutex::new(Respiration::new(&model, seed)));
+    scanner = scanner.with_breathing(Arc::clone(&respiration), period.as_secs_f64());
+    let breathing = crate::breathing::start(
+        &ctx,
+        Arc::clone(&respiration),
+        config.world.patient.breathing.is_some().then(|| Arc::clone(&patient)),
+        motion.status(),
+        period.as_secs_f64(),
+    )?;
+    let scanner = Arc::new(scanner);
 
     let settings = controller_settings(controller_config)?;
     let procedure = procedure::start(&ctx, settings, motion.clone(), scanner.clone(), consoles)?;
     let mut nodes = vec![robot_state, procedure];
     nodes.extend(registration);
+    nodes.push(breathing);
     if let Some((addr, hold)) = slicer_hold {
         let bridge = tokio::runtime::Handle::current()
             .block_on(acus_slicer::start(
@@ -303,9 +351,11 @@ pub fn start(
         period: period.as_secs_f64(),
         patient,
         scanner,
+        respiration,
         recording,
         sim_pedal,
         igtl_addr,
+        tracker,
         _pedal_reader: pedal_reader,
         nodes,
         _link: link,
@@ -478,7 +528,16 @@ pub fn controller_settings(c: &ControllerConfig) -> Result<ProcedureSettings> {
     Ok(ProcedureSettings {
         fiducials: FiducialModel::from_urdf_str(&c.urdf).context("fiducial frame in the URDF")?,
         planner: Planner::new(model, planning)?,
-        machine: ProcedureConfig::default(),
+        // Inserting straight (no corrections), a tip off its path is measured, not corrected: the machine must not wait
+        // for a correction that will not come.
+        machine: ProcedureConfig {
+            max_tip_error: if f.correct_on_check_scans {
+                ProcedureConfig::default().max_tip_error
+            } else {
+                f64::INFINITY
+            },
+            ..ProcedureConfig::default()
+        },
         gate: c.gate.clone(),
         entry: Some(c.entry),
         target: Some(c.target),
@@ -496,12 +555,22 @@ pub fn controller_settings(c: &ControllerConfig) -> Result<ProcedureSettings> {
             radius: f.needle.diameter / 2.0,
             hu: f.needle.hu,
         },
+        gating: f.respiration.map(|r| procedure::GatingSettings {
+            gain: r.gain,
+            window: r.window,
+            settle: r.settle,
+            hold_limit: r.hold_limit,
+            recovery: r.recovery,
+            attempts: r.attempts,
+            gated: r.gated,
+        }),
+        correct: f.correct_on_check_scans,
     })
 }
 
 impl SimSystem {
-    /// Procedure time so far, as it would pass on the real robot: the drive-clock time of every motion plus the modelled
-    /// time of every scan, s. (Operator think time is not modelled.)
+    /// Procedure time so far, as it would pass on the real robot: the drive-clock time of every motion and breath-hold
+    /// wait plus the modelled time of every scan, s. (Operator think time is not modelled.)
     pub fn sim_seconds(&self) -> f64 {
         let cycles = self.motion.status().borrow().busy_cycles as f64;
         cycles * self.period + self.scanner.scanner_ms.load(std::sync::atomic::Ordering::Relaxed) as f64 * 1e-3
@@ -509,6 +578,7 @@ impl SimSystem {
 
     /// Stop the nodes (the drives and the cycle stop when the system is dropped).
     pub fn stop_nodes(&mut self) {
+        self.tracker = None;
         self.nodes.clear();
     }
 }

@@ -31,6 +31,7 @@ fn a_biopsy_runs_with_the_simulated_pedal_over_a_pty() {
             pedal: Some(Pedal::Simulated),
             igtl: None,
             external_registration: false,
+            tracker: None,
         };
         let summary = run(&options, |_| {}).unwrap();
         println!("{}", summary.text);

@@ -91,6 +91,7 @@ fn every_check_scan_has_a_picture_with_the_tip_drawn_where_it_was_found() {
             pedal: None,
             igtl: None,
             external_registration: false,
+            tracker: None,
         };
         let summary = run(&options, |_| {}).unwrap();
         println!("{}", summary.text);

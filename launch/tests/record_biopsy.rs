@@ -39,6 +39,7 @@ fn a_recorded_biopsy_reads_back_in_python_mcap_and_rosbags_with_the_counts_acus_
             pedal: None,
             igtl: None,
             external_registration: false,
+            tracker: None,
         };
         let summary = run(&options, |_| {}).unwrap();
         println!("{}", summary.text);

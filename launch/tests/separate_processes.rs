@@ -4,45 +4,17 @@
 //! `/registration/fiducials`; the procedure fits and gates them itself. The whole biopsy runs, and the twin's truth
 //! (written by the served process on SIGTERM) shows the needle at the lesion.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use acus_launch::config::SimConfig;
 use acus_launch::operator::Operator;
-use acus_nodes::testing::{isolated, KillOnDrop};
+use acus_nodes::testing::isolated;
+
+mod common;
+use common::{spawn_serving, terminate};
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml");
 
-/// Spawn `acus <args>` and wait for the line that says it serves (its stdout, read until then).
-fn spawn_serving(args: &[&str], out: Option<&std::path::Path>) -> KillOnDrop {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_acus"));
-    command.args(args);
-    if let Some(out) = out {
-        command.arg("--out").arg(out);
-    }
-    let mut child = KillOnDrop(command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap());
-    let stdout = child.0.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("acus {args:?} exited before serving"))
-            .unwrap();
-        if line.contains("serving") {
-            break;
-        }
-    }
-    // Keep draining its stdout so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    child
-}
-
-fn terminate(child: &mut KillOnDrop) -> std::process::ExitStatus {
-    // SAFETY: kill(2) with a child's pid.
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
-    child.0.wait().unwrap()
-}
 
 #[test]
 fn a_biopsy_runs_with_the_registration_node_in_a_process_of_its_own() {

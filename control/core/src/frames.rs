@@ -43,6 +43,22 @@ frame!(
     "fiducial_frame"
 );
 
+frame!(
+    /// The optical / electromagnetic tracker's measurement frame (NDI: the camera or field generator), metres.
+    Tracker,
+    "tracker"
+);
+frame!(
+    /// The tracked reference tool, mounted rigidly on the fiducial frame: what ties the tracker to the CT.
+    TrackerReference,
+    "tracker_reference"
+);
+frame!(
+    /// The tracked tool on the needle hub; the tip sits at a calibrated offset in it.
+    NeedleTool,
+    "needle_tool"
+);
+
 /// A rigid transform `T_a_b`: maps points expressed in frame `B` into frame `A`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Transform<A: Frame, B: Frame> {

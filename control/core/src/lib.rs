@@ -11,3 +11,4 @@ pub mod needle;
 pub mod planning;
 pub mod procedure;
 pub mod registration;
+pub mod tracking;

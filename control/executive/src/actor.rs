@@ -17,6 +17,7 @@ use acus_ethercat::cycle::Fault;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::check::{analyse, CheckInput, CheckResult, CheckScanError, PerformedStep};
+use crate::gating::{gated_insert, gated_scan, BeltSample, Gate, GatingError};
 use crate::motion::{Motion, MotionError};
 use crate::{Answer, ExecutiveFault, Input, Op, ProcedureSettings, Report, ScanPurpose, ScanSource};
 
@@ -34,10 +35,13 @@ const DEADMAN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 #[allow(clippy::large_enum_variant)]
 enum Done {
     Moved(Move, Result<JointPositions, MotionError>),
-    PlanningScan(Result<PathBuf, String>),
+    /// The planning scan's folder and its Frame of Reference UID (if it has one), or why there is none.
+    PlanningScan(Result<(PathBuf, Option<String>), String>),
     Checked(usize, Result<(PathBuf, CheckResult), CheckScanError>),
     /// A plan request waited [`REGISTRATION_WAIT`] and no registration came.
     RegistrationWaitOver,
+    /// An insertion got no breath-hold within the gating window; it holds where it is.
+    NotGated(Move, GatingError),
 }
 
 pub(crate) struct Actor {
@@ -66,6 +70,10 @@ pub(crate) struct Actor {
     enable_held: bool,
     /// A plan request waits for the registration (its job is the bounded wait).
     plan_waiting: bool,
+    /// Respiratory gating, if configured.
+    breath: Option<Arc<Gate>>,
+    /// The Frame of Reference UID of the planning scan this procedure took: check scans must share it.
+    frame_of_reference: Option<String>,
 }
 
 impl Actor {
@@ -74,8 +82,12 @@ impl Actor {
         motion: Motion,
         scanner: Arc<dyn ScanSource>,
         reports: mpsc::UnboundedSender<Report>,
+        belt: tokio::sync::watch::Receiver<Option<BeltSample>>,
     ) -> Self {
+        let breath = s.gating.map(|g| Gate::new(g, belt, reports.clone(), motion.time_wanted()));
         Self {
+            breath,
+            frame_of_reference: None,
             machine: Procedure::new(s.machine.clone()),
             gate: s.gate.clone(),
             entry: s.entry,
@@ -193,7 +205,18 @@ impl Actor {
                         Move::Insert { .. } | Move::Retract => self.s.insertion_speed,
                     };
                     let handle = self.motion.clone();
-                    job = Some(Box::pin(async move { Done::Moved(motion, handle.move_to(goal, speed).await) }) as Job);
+                    job = match (&self.breath, motion) {
+                        (Some(gate), Move::Insert { .. }) => {
+                            let gate = Arc::clone(gate);
+                            Some(Box::pin(async move {
+                                match gated_insert(gate, handle, goal, speed).await {
+                                    Ok(moved) => Done::Moved(motion, moved),
+                                    Err(e) => Done::NotGated(motion, e),
+                                }
+                            }) as Job)
+                        }
+                        _ => Some(Box::pin(async move { Done::Moved(motion, handle.move_to(goal, speed).await) }) as Job),
+                    };
                 }
                 Action::RetractTo { insertion } => {
                     let mut goal = self.motion.status().borrow().actual;
@@ -236,12 +259,17 @@ impl Actor {
             needle: self.s.needle,
             done_within: self.s.done_within,
             min_correction_depth: self.s.min_correction_depth,
+            frame_of_reference: self.frame_of_reference.clone(),
         };
         let purpose = ScanPurpose::Check { step };
-        let scan = self.scanner.acquire(purpose);
+        let (scanner, gate) = (Arc::clone(&self.scanner), self.breath.clone());
         let reports = self.reports.clone();
         Some(Box::pin(async move {
-            let result = match scan.await {
+            let scan = match gated_scan(gate, scanner, purpose).await {
+                Ok(scan) => scan,
+                Err(e) => return Done::Checked(step, Err(CheckScanError::Gating(e))),
+            };
+            let result = match scan {
                 Ok(dir) => {
                     let _ = reports.send(Report::Scan {
                         purpose,
@@ -375,8 +403,26 @@ impl Actor {
     async fn request(&mut self, op: Op) -> Option<Job> {
         match op {
             Op::Scan => {
-                let scan = self.scanner.acquire(ScanPurpose::Planning);
-                Some(Box::pin(async move { Done::PlanningScan(scan.await) }))
+                // A new planning scan sets a new reference level for the gate.
+                if let Some(gate) = &self.breath {
+                    gate.clear_reference();
+                }
+                let (scanner, gate) = (Arc::clone(&self.scanner), self.breath.clone());
+                Some(Box::pin(async move {
+                    let scan = gated_scan(gate, scanner, ScanPurpose::Planning).await;
+                    let dir = match scan.map_err(|e| e.to_string()).and_then(|r| r) {
+                        Ok(dir) => dir,
+                        Err(e) => return Done::PlanningScan(Err(e)),
+                    };
+                    // Reading a header is file IO: off the executor.
+                    let header_dir = dir.clone();
+                    let frame = tokio::task::spawn_blocking(move || acus_dicom::first_header(&header_dir))
+                        .await
+                        .ok()
+                        .and_then(|h| h.ok())
+                        .and_then(|h| h.frame_of_reference_uid);
+                    Done::PlanningScan(Ok((dir, frame)))
+                }))
             }
             Op::Plan => {
                 let awaiting = matches!(self.machine.stage(), Stage::Idle | Stage::Registering);
@@ -391,7 +437,8 @@ impl Actor {
             }
             Op::Align => self.feed(Event::AlignRequested),
             Op::InsertStep => {
-                if let Some(replan) = self.correction.take() {
+                let correction = self.correction.take().filter(|_| self.s.correct);
+                if let Some(replan) = correction {
                     let pivot = replan.direction().angle(
                         &self
                             .s
@@ -408,7 +455,10 @@ impl Actor {
                             self.then = Some(Event::InsertStepRequested);
                             return self.perform(actions);
                         }
-                        Err(r) => tracing::warn!("correction not applied: {r}"),
+                        Err(r) => {
+                            tracing::warn!("correction not applied: {r}");
+                            self.say(format!("correction not applied: {r}"));
+                        }
                     }
                 }
                 self.feed(Event::InsertStepRequested)
@@ -417,6 +467,9 @@ impl Actor {
             Op::Retract => self.feed(Event::RetractRequested),
             Op::Abort => self.feed(Event::AbortRequested),
             Op::New => {
+                if let Some(gate) = &self.breath {
+                    gate.clear_reference();
+                }
                 self.performed.clear();
                 self.correction = None;
                 self.feed(Event::NewProcedure)
@@ -507,6 +560,11 @@ impl Actor {
                 None
             }
             Done::Moved(_, Err(MotionError::Superseded)) => None,
+            Done::NotGated(motion, error) => {
+                self.then = None;
+                self.fail(format!("{motion} held: {error}"));
+                self.feed_quiet(Event::BreathHoldLost)
+            }
             // The e-stop and the enable reach the machine as levels from the cycle; the motion they stopped is not a
             // second fault.
             Done::Moved(motion, Err(MotionError::Faulted(Fault::EmergencyStop { .. }))) => {
@@ -560,8 +618,9 @@ impl Actor {
                 }
                 self.feed(event)
             }
-            Done::PlanningScan(Ok(dir)) => {
+            Done::PlanningScan(Ok((dir, frame))) => {
                 self.say(format!("planning scan written to {}", dir.display()));
+                self.frame_of_reference = frame;
                 let _ = self.reports.send(Report::Scan {
                     purpose: ScanPurpose::Planning,
                     dir,
@@ -619,3 +678,4 @@ impl Actor {
         }
     }
 }
+

@@ -19,6 +19,21 @@ pub enum CheckScanError {
     /// The scanner did not deliver a series (its reason, for the operator).
     #[error("check scan not acquired: {0}")]
     NotAcquired(String),
+    /// No breath-hold could be had for it (respiratory gating).
+    #[error("check scan not taken: {0}")]
+    Gating(crate::gating::GatingError),
+    /// The check scan is not in the planning scan's frame of reference (another study, or the patient moved on the
+    /// table and the scanner started a new frame): its coordinates cannot be compared with the plan's.
+    #[error(
+        "check scan in another frame of reference ({found}, the planning scan's is {planning}): not used; \
+         re-register on a new planning scan"
+    )]
+    FrameOfReference {
+        /// The planning scan's Frame of Reference UID.
+        planning: String,
+        /// The check scan's (or "none").
+        found: String,
+    },
     /// The series could not be imported.
     #[error("check scan import: {0}")]
     Import(std::sync::Arc<acus_dicom::DicomError>),
@@ -111,13 +126,29 @@ pub struct CheckInput {
     pub done_within: f64,
     /// Below this remaining depth (m) the needle is not re-aimed, only advanced along its own axis.
     pub min_correction_depth: f64,
+    /// The planning scan's Frame of Reference UID, when the procedure took that scan: the check scan must share it.
+    pub frame_of_reference: Option<String>,
+}
+
+/// A check scan is used only in the planning scan's frame of reference (DICOM: scans sharing a Frame of Reference UID
+/// share patient coordinates). Nothing to compare when the procedure did not take the planning scan itself.
+pub fn same_frame_of_reference(planning: Option<&str>, check: Option<&str>) -> Result<(), CheckScanError> {
+    match planning {
+        Some(p) if check != Some(p) => Err(CheckScanError::FrameOfReference {
+            planning: p.to_owned(),
+            found: check.unwrap_or("none").to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Read the series in `dir`, find the needle near the axis the robot holds it on, and plan the correction; then draw the
 /// check scan (a slice along the needle with the plan and what was found) beside the series, `<dir>.svg`. A picture that
 /// cannot be written is logged, not a fault: the analysis stands without it.
 pub fn analyse(dir: &Path, input: &CheckInput) -> Result<CheckResult, CheckScanError> {
-    let (volume, _) = acus_dicom::read_ct_series(dir).map_err(|e| CheckScanError::Import(std::sync::Arc::new(e)))?;
+    let (volume, series) =
+        acus_dicom::read_ct_series(dir).map_err(|e| CheckScanError::Import(std::sync::Arc::new(e)))?;
+    same_frame_of_reference(input.frame_of_reference.as_deref(), series.frame_of_reference_uid.as_deref())?;
     let mut result = analyse_volume(&volume, input)?;
     let view = acus_pictures::CheckView {
         n: input.steps.len(),

@@ -14,6 +14,7 @@
 mod actor;
 pub mod check;
 mod fault;
+pub mod gating;
 pub mod motion;
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use check::{CheckResult, CheckScanError};
 pub use fault::ExecutiveFault;
+pub use gating::{BeltSample, GatingError, GatingSettings};
 pub use motion::{describe_fault, Motion, MotionError, MotionStatus};
 
 /// What a scan is for.
@@ -81,6 +83,12 @@ pub struct ProcedureSettings {
     pub lesion: Option<(f64, f64)>,
     /// The needle as its datasheet gives it, for the finder on each check scan.
     pub needle: NeedleSpec,
+    /// Respiratory gating of scans and insertion steps (breath-holds read from a belt); none for a patient whose
+    /// breathing does not matter (a phantom).
+    pub gating: Option<GatingSettings>,
+    /// Apply the check scans' corrections (false: insert straight along the plan and only measure, the comparison arm
+    /// of an accuracy study).
+    pub correct: bool,
 }
 
 /// The needle's datasheet values the check-scan finder looks for.
@@ -174,6 +182,9 @@ pub enum Report {
     },
     /// A fault latched in the procedure, with its typed cause.
     Fault(ExecutiveFault),
+    /// Tell the patient to hold their breath (true) or to breathe (false): for the patient's instructions (a scanner's
+    /// breathing commands, or the radiographer).
+    BreathHold(bool),
     /// The e-stop or enable level the cycle reports changed.
     Safety {
         /// An e-stop is active (a source pressed or silent).
@@ -198,6 +209,7 @@ enum Input {
 #[derive(Clone)]
 pub struct Executive {
     tx: mpsc::Sender<Input>,
+    belt: std::sync::Arc<tokio::sync::watch::Sender<Option<BeltSample>>>,
 }
 
 /// A started procedure: its handle, its reports, and the tasks that run it (abort them to stop it).
@@ -247,10 +259,14 @@ impl Executive {
                 }
             }
         });
-        let actor = actor::Actor::new(settings, motion, scanner, reports_tx);
+        let (belt, belt_rx) = tokio::sync::watch::channel(None);
+        let actor = actor::Actor::new(settings, motion, scanner, reports_tx, belt_rx);
         let actor = tokio::spawn(actor.run(rx));
         Running {
-            executive: Executive { tx },
+            executive: Executive {
+                tx,
+                belt: std::sync::Arc::new(belt),
+            },
             reports,
             tasks: vec![follower, actor],
         }
@@ -278,6 +294,11 @@ impl Executive {
     /// fits and gates them itself (at its own target), so it needs nothing from that node but this list.
     pub async fn detections(&self, centres: Vec<Point<Ct>>) {
         let _ = self.tx.send(Input::Detections(centres)).await;
+    }
+
+    /// A respiratory belt sample (at the belt's rate: it goes to the gate, not through the actor).
+    pub fn respiration(&self, sample: BeltSample) {
+        self.belt.send_replace(Some(sample));
     }
 
     /// The operator's entry point, CT.

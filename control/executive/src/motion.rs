@@ -73,8 +73,9 @@ pub struct MotionStatus {
     pub estop_active: Option<acus_ethercat::safety::StopSource>,
     /// Every registered enable source is held and fresh (true when none is registered).
     pub enable_held: bool,
-    /// Cycles during which a request was in progress (a motion, enabling, a reset): the robot's share of the procedure
-    /// time. With the simulated clock the cycle counter also runs while nothing happens; this does not.
+    /// Cycles during which a request was in progress (a motion, enabling, a reset) or the procedure waited for time to
+    /// pass (a breath-hold, [`Motion::time_wanted`]): the procedure time. With the simulated clock the cycle counter also
+    /// runs while nothing happens; this does not.
     pub busy_cycles: u64,
 }
 
@@ -100,6 +101,7 @@ pub struct Motion {
     requests: mpsc::Sender<Request>,
     shutdown: mpsc::Sender<ShutdownReply>,
     status: watch::Receiver<MotionStatus>,
+    time_wanted: acus_ethercat::runner::TimeWanted,
 }
 
 /// Cycles allowed for enabling and for resetting.
@@ -111,6 +113,7 @@ impl Motion {
         let (requests, rx) = mpsc::channel(16);
         let (shutdown, shutdown_rx) = mpsc::channel(1);
         let mut controller = controller;
+        let time_wanted = controller.time_wanted();
         let first = sample(&mut controller.status());
         let (status_tx, status) = watch::channel(first);
         std::thread::Builder::new()
@@ -128,7 +131,14 @@ impl Motion {
             requests,
             shutdown,
             status,
+            time_wanted,
         })
+    }
+
+    /// Ask a simulated drive clock to run flat out while waiting for the world's time (a breath-hold); see
+    /// [`acus_ethercat::runner::TimeWanted`].
+    pub fn time_wanted(&self) -> acus_ethercat::runner::TimeWanted {
+        self.time_wanted.clone()
     }
 
     /// Latest status.
@@ -304,6 +314,10 @@ fn supervise(
 ) {
     let mut pending: Option<Pending> = None;
     let (mut busy, mut last_cycle) = (0u64, state.status().cycle);
+    let time_wanted = match &state {
+        State::Disabled(c) => c.time_wanted(),
+        State::Enabled(c) => c.time_wanted(),
+    };
     loop {
         // The cycle's command watchdog: every sample refreshes the heartbeat.
         match &mut state {
@@ -311,7 +325,8 @@ fn supervise(
             State::Enabled(c) => c.heartbeat(),
         }
         let mut status = state.status();
-        if pending.is_some() {
+        // Busy: a request in progress, or someone waiting for the procedure's time to pass (a breath-hold).
+        if pending.is_some() || time_wanted.get() {
             busy += status.cycle.saturating_sub(last_cycle);
         }
         last_cycle = status.cycle;

@@ -2,119 +2,26 @@
 //! by the virtual scanner into DICOM series on disk, and the registration computed from the planning scan as the
 //! registration node would. One insertion step with its check scan, then a console's e-stop pressed mid-step stops it, and the stop is reported typed.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use acus_control::kinematics::PositionerModel;
-use acus_control::planning::{Planner, PlanningParams};
-use acus_control::procedure::ProcedureConfig;
-use acus_control::registration::{register_volume, DetectionWorkspace, FiducialModel, QualityGate, RegistrationParams};
-use acus_ethercat::config::DrivesConfig;
-use acus_ethercat::ethercrab_bus::BusTiming;
-use acus_ethercat::runner::{Controller, Pacing};
-use acus_ethercat::safety::SourceKind;
-use acus_executive::{Executive, MotionStatus, NeedleSpec, Op, ProcedureSettings, Report, ScanPurpose, ScanSource};
-use acus_sim_scanner::{write_series, SeriesInfo};
-use acus_sim_twin::patient::{Imaging, Patient, PatientConfig};
-use futures::future::BoxFuture;
-use tokio::sync::watch;
-
-const URDF: &str = include_str!("../../../urdf/positioner.urdf");
-
-/// The virtual scanner as a scan source: syncs the twin with the measured joints, images it, writes the series.
-struct Scanner {
-    patient: Arc<Mutex<Patient>>,
-    joints: watch::Receiver<MotionStatus>,
-    out: PathBuf,
-    count: std::sync::atomic::AtomicUsize,
-}
-
-impl ScanSource for Scanner {
-    fn acquire(&self, purpose: ScanPurpose) -> BoxFuture<'static, Result<PathBuf, String>> {
-        let n = self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let dir = self.out.join(format!("{n:02}"));
-        let q = self.joints.borrow().actual;
-        let patient = Arc::clone(&self.patient);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let mut patient = patient.lock().map_err(|_| "poisoned".to_owned())?;
-                patient.sync(&q).map_err(|e| e.to_string())?;
-                let imaging = Imaging::noise_only(10.0);
-                let protocol = match purpose {
-                    ScanPurpose::Planning => patient.planning_protocol(0.8e-3, 1e-3, &imaging, n as u64),
-                    ScanPurpose::Check { .. } => patient.check_protocol(0.8e-3, 1e-3, &imaging, n as u64),
-                };
-                let volume = patient.scan(&protocol).map_err(|e| e.to_string())?;
-                std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-                write_series(&volume, &dir, &SeriesInfo::new("test", n as u64)).map_err(|e| e.to_string())?;
-                Ok(dir)
-            })
-            .await
-            .map_err(|e| e.to_string())?
-        })
-    }
-}
+use acus_executive::{Executive, Op, Report};
 
 #[test]
 fn an_insertion_step_runs_without_ros_and_a_consoles_estop_stops_the_next() {
-    let drives = DrivesConfig::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../launch/config/positioner_drives.yaml"
-    )))
-    .unwrap();
-    let start = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-    let timing = BusTiming::simulated(Duration::from_secs_f64(drives.cycle_time_s));
-    let twin = acus_sim_twin::drives::in_process(&drives, &start, timing).unwrap();
-    let period = Duration::from_secs_f64(drives.cycle_time_s);
-    let mut controller = Controller::spawn_paced(twin.bus, &drives.axes, period, Pacing::Simulated).unwrap();
-    // One console, refreshed by this test as a console adapter would; the deadline is long on the simulated clock.
-    let mut estop = controller
-        .register_source(SourceKind::EmergencyStop, "/estop/test", 2_000_000)
-        .unwrap();
-    let mut deadman = controller
-        .register_source(SourceKind::Enable, "/deadman/test", 2_000_000)
-        .unwrap();
-    // Heard before the supervisor starts (a source never heard counts as pressed / released).
-    estop.refresh(false);
-    deadman.refresh(true);
-    let motion = acus_executive::Motion::start(controller, period).unwrap();
-
-    let config = PatientConfig::reference();
-    let target = config.lesion;
-    let patient = Arc::new(Mutex::new(Patient::ideal(config, URDF).unwrap()));
-    let out = tempfile::tempdir().unwrap();
-    let scanner = Arc::new(Scanner {
-        patient: Arc::clone(&patient),
-        joints: motion.status(),
-        out: out.path().to_path_buf(),
-        count: Default::default(),
-    });
-    let model = PositionerModel::from_urdf_str(URDF).unwrap();
-    let entry = patient.lock().unwrap().config().skin_above(&target);
-    let fiducials = FiducialModel::from_urdf_str(URDF).unwrap();
-    let settings = ProcedureSettings {
-        fiducials: fiducials.clone(),
-        planner: Planner::new(model, PlanningParams::default()).unwrap(),
-        machine: ProcedureConfig::default(),
-        gate: QualityGate::default(),
-        entry: Some(entry),
-        target: Some(target),
-        align_speed: 1.0,
-        insertion_speed: 0.5,
-        curvature_prior: 0.5,
-        axis_prior: acus_control::needle::AxisPrior {
-            tilt: 0.013,
-            offset: 0.75e-3,
-        },
-        done_within: 0.2e-3,
-        min_correction_depth: 0.01,
-        lesion: None,
-        needle: NeedleSpec {
-            radius: 0.635e-3,
-            hu: 3000.0,
-        },
-    };
+    let common::Bench {
+        motion,
+        mut estop,
+        mut deadman,
+        patient,
+        scanner,
+        settings,
+        fiducials,
+        out,
+        link: _link,
+    } = common::bench();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let pressed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -134,16 +41,7 @@ fn an_insertion_step_runs_without_ros_and_a_consoles_estop_stops_the_next() {
             a
         };
         assert!(ask(Op::Scan).await.ok);
-        let series = out.path().join("01");
-        let (volume, _) = acus_dicom::read_ct_series(&series).unwrap();
-        let (_, detections) = register_volume(
-            &volume,
-            &fiducials,
-            &RegistrationParams::for_model(&fiducials),
-            &mut DetectionWorkspace::default(),
-        )
-        .unwrap();
-        let centres = detections.iter().map(|d| d.center).collect();
+        let centres = common::detections(&out.path().join("01"), &fiducials);
         assert!(ask(Op::Power(true)).await.ok);
         // No registration comes: the plan waits a bounded time, then is refused, saying why.
         let unregistered = ask(Op::Plan).await;

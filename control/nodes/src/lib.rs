@@ -16,6 +16,7 @@ pub mod robot_description;
 mod spin;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tracker;
 pub mod wire;
 
 pub use error::NodeError;

@@ -16,6 +16,22 @@ pub const PROCEDURE_TOPICS: &[(&str, &str)] = &[
     (SCANS_TOPIC, "std_msgs/msg/String"),
 ];
 
+/// The tracker node's topics and their types (`acus_nodes::tracker`). Not in [`PROCEDURE_TOPICS`]: a system without a
+/// tracker publishes none of them, and a record of it must not be read as incomplete; a composition root that starts the
+/// tracker records `PROCEDURE_TOPICS` and these.
+pub const TRACKER_TOPICS: &[(&str, &str)] = &[
+    ("/tracker/reference", "geometry_msgs/msg/PoseStamped"),
+    ("/tracker/needle", "geometry_msgs/msg/PoseStamped"),
+    ("/needle/tip_tracked", "geometry_msgs/msg/PointStamped"),
+];
+
+/// The respiratory belt (sensor_msgs/FluidPressure: a bellows' pressure, stamped with the belt's clock): the gate's
+/// input.
+pub const RESPIRATION_TOPIC: &str = "/respiration";
+/// The procedure's breathing instruction to the patient (std_msgs/Bool: true "hold your breath", false "breathe"), for
+/// a scanner's breathing commands or the radiographer.
+pub const BREATH_HOLD_TOPIC: &str = "/patient/breath_hold";
+
 /// The procedure's stage, its name (transient local).
 pub const STATE_TOPIC: &str = "/procedure/state";
 /// Registration and check-scan figures (diagnostic_msgs/DiagnosticArray).

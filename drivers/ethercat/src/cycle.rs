@@ -10,7 +10,7 @@ use crate::cia402::{cw, DriveInputs, DriveOutputs, DriveState, MODE_CSP};
 use crate::config::{AxisConfig, MAX_AXES};
 use crate::safety::{setpoint_step_ok, MotionFault, SafetySample, SafetySettings, StopSource, Supervisor};
 
-pub use crate::cycle_types::{BusHealth, Command, Fault, Mode, Status};
+pub use crate::cycle_types::{BusHealth, Command, Fault, Mode, ResetAnswer, ResetReply, Status};
 
 /// Limits the cycle needs per axis, copied from [`AxisConfig`] (no heap, no strings).
 #[derive(Debug, Clone, Copy, Default)]
@@ -209,10 +209,10 @@ impl Cycle {
         if let Some(count) = burst {
             self.latch(Fault::OverrunBurst { count });
         }
-        let mut goal_invalid = false;
+        let mut goal_invalid = None;
         for i in 0..n {
             if !cmd.goal[i].is_finite() || cmd.depth_limit[i].is_nan() {
-                goal_invalid = true;
+                goal_invalid.get_or_insert(Fault::InvalidGoal { axis: i as u8 });
                 self.latch(Fault::InvalidGoal { axis: i as u8 });
             }
         }
@@ -228,14 +228,26 @@ impl Cycle {
             Some(MotionFault::EncoderJump { axis, jump }) => self.latch(Fault::EncoderJump { axis, jump }),
             None => {}
         }
-        // A reset is refused while any cause is still there.
-        let cause_persists = cmd.emergency_stop
-            || verdict.estop.is_some()
-            || goal_invalid
-            || burst.is_some()
-            || motion.is_some()
-            || self.sup.command_stale()
-            || !fresh;
+        // A reset is refused while any cause is still there; the first found is the answer's reason.
+        let link = match bus {
+            BusHealth::Ok => None,
+            BusHealth::Lost => Some(Fault::FrameLost),
+            BusHealth::NotOperational => Some(Fault::NotOperational),
+            BusHealth::WorkingCounter { got, expected } => Some(Fault::WorkingCounter { got, expected }),
+        };
+        let persisting = self
+            .status
+            .estop_active
+            .map(|source| Fault::EmergencyStop { source })
+            .or(link)
+            .or(goal_invalid)
+            .or(burst.map(|count| Fault::OverrunBurst { count }))
+            .or(match motion {
+                Some(MotionFault::Overspeed { axis, velocity }) => Some(Fault::Overspeed { axis, velocity }),
+                Some(MotionFault::EncoderJump { axis, jump }) => Some(Fault::EncoderJump { axis, jump }),
+                None => None,
+            })
+            .or(self.sup.command_stale().then_some(Fault::StaleCommand { cycles: age }));
         let reset_edge = cmd.reset_seq != self.last_reset_seq;
         self.last_reset_seq = cmd.reset_seq;
         let enable_edge = cmd.enable_seq != self.last_enable_seq;
@@ -283,16 +295,27 @@ impl Cycle {
             }
         }
         // 3. Mode changes from the command.
+        // Every reset request is answered once, whatever the mode (a request that finds nothing latched says so).
+        if reset_edge {
+            let answer = match (self.status.mode, persisting) {
+                (Mode::Faulted, Some(cause)) => ResetAnswer::Refused { cause },
+                (Mode::Faulted, None) => ResetAnswer::Taken,
+                _ => ResetAnswer::NothingLatched,
+            };
+            self.status.reset_refused = matches!(answer, ResetAnswer::Refused { .. });
+            self.status.reset_reply = Some(ResetReply {
+                seq: cmd.reset_seq,
+                cycle: self.status.cycle,
+                answer,
+            });
+        }
         match self.status.mode {
             Mode::Faulted => {
-                // A reset while a cause persists (e-stop held, a source silent, a bad goal, ...) is refused; the edge
-                // is used up.
-                if reset_edge {
-                    self.status.reset_refused = cause_persists;
-                    if !cause_persists {
-                        self.status.fault = None;
-                        self.set_mode(Mode::Resetting);
-                    }
+                // A reset while a cause persists (e-stop held, a source silent, the link, a bad goal, ...) is refused;
+                // the edge is used up.
+                if reset_edge && persisting.is_none() {
+                    self.status.fault = None;
+                    self.set_mode(Mode::Resetting);
                 }
             }
             Mode::Resetting => {

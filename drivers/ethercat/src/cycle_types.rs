@@ -122,6 +122,34 @@ pub enum Fault {
     },
 }
 
+/// What the cycle did with a reset request (a new [`Command::reset_seq`]). Every request is answered, once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ResetAnswer {
+    /// The fault was cleared: the group acknowledges drive faults ([`Mode::Resetting`]), then is [`Mode::Disabled`].
+    /// A fault that latches after this is a new one ([`Status::fault_cycle`] after [`ResetReply::cycle`]).
+    Taken,
+    /// Refused: a cause of the fault is still there, named as the fault it is (the first the cycle found, in the
+    /// order it checks: the e-stop, the link, the goal, overruns, motion, the command watchdog). The fault stays
+    /// latched; send a new request once the cause is gone.
+    Refused {
+        /// The cause that persists.
+        cause: Fault,
+    },
+    /// No fault was latched (the group was not [`Mode::Faulted`]): nothing to reset.
+    NothingLatched,
+}
+
+/// The answer to one reset request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResetReply {
+    /// The request answered ([`Command::reset_seq`]).
+    pub seq: u32,
+    /// Cycle that took the decision.
+    pub cycle: u64,
+    /// The decision.
+    pub answer: ResetAnswer,
+}
+
 /// Operating mode of the axis group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -224,8 +252,11 @@ pub struct Status {
     pub in_position: bool,
     /// Reset requests seen.
     pub reset_seq: u32,
-    /// The last reset request was refused because a cause of the fault persists.
+    /// The last reset request was refused because a cause of the fault persists ([`Status::reset_reply`] says which).
     pub reset_refused: bool,
+    /// The answer to the last reset request the cycle saw (`None` before the first): taken, refused with its cause,
+    /// or nothing to reset.
+    pub reset_reply: Option<ResetReply>,
     /// Cycles since the command heartbeat last changed.
     pub command_age: u32,
     /// Every registered enable source is held and fresh (true when none is registered); false holds every axis.
@@ -261,6 +292,7 @@ impl Default for Status {
             in_position: false,
             reset_seq: 0,
             reset_refused: false,
+            reset_reply: None,
             command_age: 0,
             enable_held: true,
             estop_active: None,

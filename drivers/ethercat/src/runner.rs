@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crate::bus::Bus;
 use crate::cia402::{DriveInputs, DriveOutputs, DriveState};
 use crate::config::{AxisConfig, MAX_AXES};
-use crate::cycle::{Command, Cycle, Fault, Mode, Status};
+use crate::cycle::{Command, Cycle, Fault, Mode, ResetReply, Status};
 use crate::rt::RtSettings;
 use crate::safety::{SafetyInput, SafetySettings, SourceKind, SourceTable, MAX_SOURCES};
 use crate::Error;
@@ -68,6 +68,8 @@ pub enum Event {
         /// The new level.
         held: bool,
     },
+    /// A reset request was answered: taken, refused with the cause that persists, or nothing to reset.
+    ResetAnswered(ResetReply),
 }
 
 const EVENT_CAPACITY: usize = 256;
@@ -75,6 +77,24 @@ const EVENT_CAPACITY: usize = 256;
 /// Cycles a [`Pacing::Simulated`] clock keeps running flat out after the group's last work: drives settle after a
 /// trajectory ends.
 pub const SIMULATED_SETTLE_CYCLES: u64 = 200;
+
+/// Someone waits for time to pass on the drive clock (a breath-hold, say): a [`Pacing::Simulated`] clock runs flat out
+/// while it is set, as it does while the robot moves, so that a wait of seconds costs milliseconds. A real-time clock
+/// ignores it. Cheap to clone; the cycle only loads it.
+#[derive(Clone, Debug, Default)]
+pub struct TimeWanted(Arc<AtomicBool>);
+
+impl TimeWanted {
+    /// Say whether time is wanted now.
+    pub fn set(&self, wanted: bool) {
+        self.0.store(wanted, Ordering::Relaxed);
+    }
+
+    /// Whether time is wanted now.
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// How the cycle thread keeps time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +167,7 @@ struct Inner {
     sources: Arc<SourceTable>,
     source_names: Vec<(String, SourceKind)>,
     period: Duration,
+    time_wanted: TimeWanted,
 }
 
 #[allow(clippy::too_many_arguments)] // the thread's whole world, handed over once
@@ -160,6 +181,7 @@ fn run<B: Bus>(
     stop: Arc<AtomicBool>,
     sources: Arc<SourceTable>,
     settings: RunnerSettings,
+    time_wanted: TimeWanted,
 ) {
     let pacing = settings.pacing;
     let (fifo, locked) = crate::rt::apply(settings.realtime);
@@ -172,6 +194,7 @@ fn run<B: Bus>(
     let mut last_mode = Mode::Disabled;
     let mut last_fault: Option<Fault> = None;
     let mut last_enable: Option<bool> = None;
+    let mut last_reply: Option<ResetReply> = None;
     let mut deadline = Instant::now();
     let mut last_start = deadline;
     let mut last_cmd = Command::default();
@@ -188,11 +211,18 @@ fn run<B: Bus>(
             || (status.mode == Mode::Enabled && !status.in_position)
             || status.mode != last_mode
             || cmd_cmp != last_cmd
-            || status.fault != last_fault;
+            || status.fault != last_fault
+            || time_wanted.get();
         if working {
             flat_out_until = status.cycle.saturating_add(SIMULATED_SETTLE_CYCLES);
         }
         last_cmd = cmd;
+        if status.reset_reply != last_reply {
+            if let Some(reply) = status.reset_reply {
+                let _ = events.push(Event::ResetAnswered(reply));
+            }
+            last_reply = status.reset_reply;
+        }
         if status.fault.is_some() && status.fault != last_fault {
             if let Some(fault) = status.fault {
                 let _ = events.push(Event::FaultLatched {
@@ -275,11 +305,22 @@ impl Controller<Disabled> {
         let (producer, events) = rtrb::RingBuffer::new(EVENT_CAPACITY);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
+        let time_wanted = TimeWanted::default();
+        let time_wanted2 = time_wanted.clone();
         let thread = std::thread::Builder::new()
             .name("ethercat-cycle".into())
             .spawn(move || {
                 run(
-                    bus, cycle, period, cmd_out, status_in, producer, stop2, sources2, settings,
+                    bus,
+                    cycle,
+                    period,
+                    cmd_out,
+                    status_in,
+                    producer,
+                    stop2,
+                    sources2,
+                    settings,
+                    time_wanted2,
                 )
             })
             .map_err(|e| Error::Thread(e.to_string()))?;
@@ -295,6 +336,7 @@ impl Controller<Disabled> {
                 sources,
                 source_names: Vec::new(),
                 period,
+                time_wanted,
             },
             _state: PhantomData,
         })
@@ -387,6 +429,11 @@ impl Controller<Enabled> {
 }
 
 impl<S> Controller<S> {
+    /// The handle that asks a simulated clock for time ([`TimeWanted`]).
+    pub fn time_wanted(&self) -> TimeWanted {
+        self.inner.time_wanted.clone()
+    }
+
     fn send(&mut self) {
         self.inner.send();
     }
@@ -465,6 +512,12 @@ impl<S> Controller<S> {
     pub fn emergency_stop(&mut self, held: bool) {
         self.inner.cmd.emergency_stop = held;
         self.send();
+    }
+
+    /// Sequence number of the last reset requested (echoed in [`Status::reset_seq`] and answered in
+    /// [`Status::reset_reply`] and [`Event::ResetAnswered`]).
+    pub fn last_reset_seq(&self) -> u32 {
+        self.inner.cmd.reset_seq
     }
 
     /// Whether the emergency stop is held (as last commanded).

@@ -5,7 +5,7 @@
 mod common;
 
 use acus_ethercat::cia402::{cw, DriveState};
-use acus_ethercat::cycle::{BusHealth, Command, Fault, Mode};
+use acus_ethercat::cycle::{BusHealth, Command, Fault, Mode, ResetAnswer, ResetReply};
 use acus_ethercat::safety::StopSource;
 use common::pure::PureRig;
 
@@ -99,6 +99,77 @@ fn bus_fault_latches_with_quick_stop_and_needs_reset_then_enable() {
     cmd.enable_seq = 3;
     let s = run(&mut rig, dt, &cmd, 20);
     assert_eq!(s.mode, Mode::Enabled);
+}
+
+/// Every reset request is answered once, with its sequence number: refused with the typed cause while the link is still
+/// lost, taken once a frame comes back; a frame lost after a taken reset is a new fault, latched after the answer (the
+/// case a waiter could not tell from a reset that was never answered: the same fault, `reset_refused` false).
+#[test]
+fn a_reset_is_answered_refused_while_frames_are_lost_and_a_later_loss_is_a_new_fault() {
+    let (mut rig, dt) = rig();
+    let mut cmd = enabled_cmd();
+    run(&mut rig, dt, &cmd, 10);
+    let lost = rig.master_step(BusHealth::Lost, &cmd);
+    assert_eq!((lost.mode, lost.fault), (Mode::Faulted, Some(Fault::FrameLost)));
+    assert_eq!(lost.reset_reply, None);
+    // Still lost: refused, the cause named.
+    cmd.reset_seq = 1;
+    let s = rig.master_step(BusHealth::Lost, &cmd);
+    assert_eq!(
+        s.reset_reply,
+        Some(ResetReply {
+            seq: 1,
+            cycle: s.cycle,
+            answer: ResetAnswer::Refused {
+                cause: Fault::FrameLost
+            }
+        })
+    );
+    assert!(s.reset_refused);
+    assert_eq!(
+        (s.mode, s.fault, s.fault_cycle),
+        (Mode::Faulted, Some(Fault::FrameLost), lost.cycle)
+    );
+    // A wrong working counter is a link cause too.
+    cmd.reset_seq = 2;
+    let s = rig.master_step(BusHealth::WorkingCounter { got: 3, expected: 18 }, &cmd);
+    let cause = Fault::WorkingCounter { got: 3, expected: 18 };
+    assert_eq!(
+        s.reset_reply.map(|r| (r.seq, r.answer)),
+        Some((2, ResetAnswer::Refused { cause }))
+    );
+    rig.drives_step(dt);
+    // The link is back: the next request is taken.
+    cmd.reset_seq = 3;
+    let taken = rig.master_step(BusHealth::Ok, &cmd);
+    rig.drives_step(dt);
+    assert_eq!(
+        taken.reset_reply.map(|r| (r.seq, r.answer)),
+        Some((3, ResetAnswer::Taken))
+    );
+    assert!(!taken.reset_refused);
+    assert_eq!((taken.mode, taken.fault), (Mode::Resetting, None));
+    // A frame lost right after: latched again, after the answer; the reply still names the taken request.
+    let again = rig.master_step(BusHealth::Lost, &cmd);
+    assert_eq!((again.mode, again.fault), (Mode::Faulted, Some(Fault::FrameLost)));
+    assert!(
+        again.fault_cycle > taken.cycle,
+        "a new fault, latched after the taken reset"
+    );
+    assert_eq!(again.reset_reply, taken.reset_reply);
+    // The same request seen again is no new edge; a new one clears it.
+    let s = run(&mut rig, dt, &cmd, 5);
+    assert_eq!(s.mode, Mode::Faulted);
+    cmd.reset_seq = 4;
+    let s = run(&mut rig, dt, &cmd, 20);
+    assert_eq!((s.mode, s.fault), (Mode::Disabled, None));
+    // A request with nothing latched is answered too.
+    cmd.reset_seq = 5;
+    let s = run(&mut rig, dt, &cmd, 1);
+    assert_eq!(
+        s.reset_reply.map(|r| (r.seq, r.answer)),
+        Some((5, ResetAnswer::NothingLatched))
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Link loss, measured at both ends. At the master: with the real-time process-data wait a cut link is reported as
 //! `BusHealth::Lost` within 2 cycle periods of wall time. At the drives (emulated on their own wall clock): when process
 //! data stops, each drive's SM watchdog expires after its watchdog time (SAFE-OP, AL status code 0x001B) and the drive
-//! quick-stops; its own position history shows where and when it stopped.
+//! quick-stops; its own position history shows where and when it stopped. With the cycle thread: a reset is refused,
+//! naming the lost frame, while the link is cut, and taken once it is back.
 #![allow(clippy::needless_range_loop)]
 
 mod common;
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant};
 use acus_ethercat::bus::Bus;
 use acus_ethercat::cia402::{cw, DriveInputs, DriveOutputs, DriveState, MODE_CSP};
 use acus_ethercat::config::MAX_AXES;
-use acus_ethercat::cycle::BusHealth;
+use acus_ethercat::cycle::{BusHealth, Fault, Mode, ResetAnswer, ResetReply, Status};
 use acus_ethercat::ethercrab_bus::{pdu_storage, BusTiming, EthercrabBus};
+use acus_ethercat::runner::{Controller, Disabled, Event};
 use acus_sim_ecat::esc::{al_code, AlState};
 use acus_sim_ecat::inproc::InProcessLink;
 use acus_sim_ecat::{Clock, DriveParams, Faults, Network};
@@ -284,4 +286,150 @@ fn the_master_programs_the_sm_watchdog_at_bring_up() {
     for d in link.network().devices() {
         assert_eq!(d.sm_watchdog_ns(), Some(20_000_000));
     }
+}
+
+/// Heartbeat and drain the events until the answer to reset request `seq` arrives; every event seen goes to `seen`.
+fn await_reply<S>(ctrl: &mut Controller<S>, seq: u32, seen: &mut Vec<Event>) -> ResetReply {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        ctrl.heartbeat();
+        while let Some(e) = ctrl.next_event() {
+            seen.push(e);
+            if let Event::ResetAnswered(r) = e {
+                if r.seq == seq {
+                    return r;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reset {seq} not answered; last status {:#?}",
+            ctrl.status()
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Heartbeat and poll the status until `pred`, within `timeout` of wall time (a bound, not a synchronisation).
+fn await_status<S>(ctrl: &mut Controller<S>, timeout: Duration, pred: impl Fn(&Status) -> bool) -> Status {
+    let deadline = Instant::now() + timeout;
+    loop {
+        ctrl.heartbeat();
+        let s = ctrl.status();
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not reached within {timeout:?}; last status {s:#?}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Request resets until the group is Disabled with no fault. Every request must be answered; a refusal may only name a
+/// lost frame (the one cause this test makes); a frame lost after a taken reset (the host kept a thread from running for
+/// 1.5 periods) is a new fault, latched after the answer, and is reset in turn. Returns (refusals, faults after a taken
+/// reset).
+fn reset_until_clear(ctrl: &mut Controller<Disabled>, seen: &mut Vec<Event>) -> (u32, u32) {
+    let (mut refused, mut relatched) = (0, 0);
+    for _ in 0..50 {
+        ctrl.reset();
+        let seq = ctrl.last_reset_seq();
+        let reply = await_reply(ctrl, seq, seen);
+        match reply.answer {
+            ResetAnswer::Refused { cause } => {
+                assert_eq!(cause, Fault::FrameLost, "refused for another cause");
+                refused += 1;
+            }
+            ResetAnswer::NothingLatched => {
+                let s = await_status(ctrl, Duration::from_secs(2), |s| s.cycle > reply.cycle);
+                assert!(s.mode != Mode::Faulted || s.fault_cycle > reply.cycle, "{s:#?}");
+                if s.mode == Mode::Disabled && s.fault.is_none() {
+                    return (refused, relatched);
+                }
+            }
+            ResetAnswer::Taken => {
+                let s = await_status(ctrl, Duration::from_secs(2), |s| {
+                    (s.mode == Mode::Disabled && s.fault.is_none()) || s.fault_cycle > reply.cycle
+                });
+                if s.fault.is_none() {
+                    return (refused, relatched);
+                }
+                assert_eq!(s.fault, Some(Fault::FrameLost), "{s:#?}");
+                relatched += 1;
+            }
+        }
+    }
+    panic!("not cleared after 50 reset requests ({refused} refused, {relatched} new faults)");
+}
+
+/// On the real-time clock (1 kHz of wall time, the 1.5-period process-data wait) with the cycle thread running: a cut
+/// link latches FrameLost; a reset while it is cut is answered, refused, naming the lost frame, and the fault stays; once
+/// the link is restored a reset is taken and the group is Disabled with no fault. The test waits only on the cycle's
+/// events and status, each wait bounded.
+#[test]
+fn a_reset_is_refused_while_the_link_is_cut_and_taken_once_it_is_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (bus, link, _) = rig(Clock::Lockstep, BusTiming::real_time(PERIOD).process_data_timeout);
+    let cfg = config();
+    let mut ctrl = Controller::spawn_with(bus, &cfg.axes, PERIOD, relaxed(&cfg)).unwrap();
+    let mut seen = Vec::new();
+    // Running, and enabled: frames the host delayed beyond 1.5 periods may have latched FrameLost on the way; reset.
+    let mut enabled = None;
+    for _ in 0..20 {
+        let s = await_status(&mut ctrl, Duration::from_secs(5), |s| s.cycle > 10);
+        if s.fault.is_some() {
+            reset_until_clear(&mut ctrl, &mut seen);
+        }
+        let mut e = ctrl.enable();
+        let s = await_status(&mut e, Duration::from_secs(5), |s| {
+            s.mode == Mode::Enabled || s.fault.is_some()
+        });
+        if s.fault.is_none() {
+            enabled = Some(e);
+            break;
+        }
+        ctrl = e.reset();
+    }
+    let mut ctrl = enabled.expect("enabled within 20 attempts");
+    link.network().set_faults(Faults {
+        link_down: true,
+        ..Faults::default()
+    });
+    let f = await_status(&mut ctrl, Duration::from_secs(2), |s| s.fault.is_some());
+    assert_eq!((f.mode, f.fault), (Mode::Faulted, Some(Fault::FrameLost)));
+    // Cut: the reset is answered, refused with its cause, and the fault stays latched from when it latched.
+    let mut ctrl = ctrl.reset();
+    let seq = ctrl.last_reset_seq();
+    let reply = await_reply(&mut ctrl, seq, &mut seen);
+    assert_eq!(
+        reply.answer,
+        ResetAnswer::Refused {
+            cause: Fault::FrameLost
+        }
+    );
+    let s = await_status(&mut ctrl, Duration::from_secs(2), |s| s.cycle > reply.cycle);
+    assert!(s.reset_refused);
+    assert_eq!(
+        (s.mode, s.fault, s.fault_cycle),
+        (Mode::Faulted, Some(Fault::FrameLost), f.fault_cycle)
+    );
+    assert!(
+        seen.contains(&Event::FaultLatched {
+            cycle: f.fault_cycle,
+            fault: Fault::FrameLost
+        }),
+        "the latch was an event: {seen:?}"
+    );
+    // Restored: resets until one is taken and the group is clear.
+    link.network().set_faults(Faults::default());
+    let (refused, relatched) = reset_until_clear(&mut ctrl, &mut seen);
+    let s = ctrl.status();
+    assert_eq!((s.mode, s.fault), (Mode::Disabled, None));
+    assert!(
+        matches!(s.reset_reply, Some(r) if r.answer == ResetAnswer::Taken || r.answer == ResetAnswer::NothingLatched)
+    );
+    eprintln!("after the link came back: {refused} resets refused (frame still lost), {relatched} new faults after a taken reset");
+    ctrl.shutdown().unwrap();
 }

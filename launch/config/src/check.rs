@@ -8,7 +8,7 @@ use crate::{ConfigError, ScanFile, SimFile};
 
 /// An interval with its unit; `open_min` excludes the lower bound (a radius of 0 is no radius).
 #[derive(Clone, Copy)]
-struct Range {
+pub(crate) struct Range {
     min: f64,
     max: f64,
     open_min: bool,
@@ -26,7 +26,7 @@ const fn above(min: f64, max: f64, unit: &'static str) -> Range {
 }
 
 /// [min, max] in `unit`.
-const fn within(min: f64, max: f64, unit: &'static str) -> Range {
+pub(crate) const fn within(min: f64, max: f64, unit: &'static str) -> Range {
     Range {
         min,
         max,
@@ -53,7 +53,7 @@ impl Range {
 }
 
 /// `value` finite and in `range`, or an error naming `field`.
-fn number(field: &str, value: f64, range: Range) -> Result<(), ConfigError> {
+pub(crate) fn number(field: &str, value: f64, range: Range) -> Result<(), ConfigError> {
     if !value.is_finite() {
         return Err(ConfigError::NotFinite {
             field: field.to_owned(),
@@ -172,6 +172,12 @@ impl SimFile {
             above(0.0, 1.0, ""),
         )?;
         number("controller.console_deadline", c.console_deadline, above(0.0, 5.0, "s"))?;
+        if let Some(tracker) = &c.tracker {
+            tracker.check()?;
+        }
+        if let Some(respiration) = &c.respiration {
+            respiration.check()?;
+        }
         if let Some(g) = &c.registration_gate {
             // Fewer than 3 points fix no rigid transform; the frame has fewer than 64 spheres.
             if !(3..=64).contains(&g.min_fiducials) {

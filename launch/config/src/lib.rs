@@ -10,6 +10,8 @@
 mod check;
 mod error;
 mod joints;
+mod respiration;
+mod tracker;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,8 @@ use serde::Deserialize;
 /// The world file's types, for [`Parts`] (and so that a user of this crate needs no direct dependency on the twin).
 pub use acus_sim_twin::world::{WorldError, WorldModel};
 pub use error::ConfigError;
+pub use respiration::RespirationFile;
+pub use tracker::{MountFile, TrackerFile};
 
 /// The YAML file.
 #[derive(Clone, Debug, Deserialize)]
@@ -87,6 +91,20 @@ pub struct ControllerFile {
     /// Longest silence of a console topic before it counts as pressed / released, s (wall clock).
     #[serde(default = "default_console_deadline")]
     pub console_deadline: f64,
+    /// The NDI tracker's calibration (reference on the frame, tip in the needle tool), for `acus sim --tracker`.
+    #[serde(default)]
+    pub tracker: Option<TrackerFile>,
+    /// Respiratory gating of scans and insertion steps on a belt; none for a patient whose breathing does not matter.
+    #[serde(default)]
+    pub respiration: Option<RespirationFile>,
+    /// Apply the check scans' corrections (default); false inserts straight along the plan and only measures (the
+    /// comparison arm of an accuracy study; `acus sim --no-correction`).
+    #[serde(default = "correct_by_default")]
+    pub correct_on_check_scans: bool,
+}
+
+fn correct_by_default() -> bool {
+    true
 }
 
 fn default_consoles() -> Vec<String> {
@@ -216,10 +234,10 @@ pub struct Parts {
     pub world_path: PathBuf,
 }
 
-/// The worlds shipped in launch/config/worlds/ (`ideal`, `realistic`), or a file.
+/// The worlds shipped in launch/config/worlds/ (`ideal`, `realistic`, `breathing`), or a file.
 pub fn world_path(choice: &str, relative_to: &Path) -> PathBuf {
     match choice {
-        "ideal" | "realistic" => Path::new(env!("CARGO_MANIFEST_DIR"))
+        "ideal" | "realistic" | "breathing" => Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("worlds")
             .join(format!("{choice}.yaml")),
         file => relative_to.join(file),

@@ -216,3 +216,32 @@ fn files_are_read_relative_to_the_sim_file_and_a_bad_world_is_named() {
     let e = SimConfig::load(&dir.path().join("none.yaml")).unwrap_err().to_string();
     assert!(e.contains("none.yaml"), "{e}");
 }
+
+#[test]
+fn a_bad_respiration_section_is_refused_by_name() {
+    // Millimetres where metres belong.
+    let e = refused(&edited("    window: 0.001\n", "    window: 1.0\n"));
+    assert!(e.contains("controller.respiration.window") && e.contains("outside"), "{e}");
+    let e = refused(&edited("    settle: 2.0\n", "    settle: .nan\n"));
+    assert!(e.contains("controller.respiration.settle") && e.contains("not finite"), "{e}");
+    // A hold cannot settle for longer than a patient is asked to hold.
+    let e = refused(&edited("    hold_limit: 20.0\n", "    hold_limit: 2.0\n"));
+    assert!(e.contains("controller.respiration.settle"), "{e}");
+    let e = refused(&edited("    attempts: 10\n", "    attempts: 0\n"));
+    assert!(e.contains("controller.respiration.attempts"), "{e}");
+    let e = refused(&edited("    gated: true\n", "    gated: true\n    gate: 1\n"));
+    assert!(e.contains("unknown field `gate`"), "{e}");
+}
+
+#[test]
+fn a_bad_breathing_section_of_a_world_is_refused_by_name() {
+    let world = include_str!("../worlds/breathing.yaml");
+    let e = WorldModel::from_yaml(&world.replace("level_sigma: 0.0015", "level_sigma: 1.5"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("patient.breathing.hold.level_sigma"), "{e}");
+    let e = WorldModel::from_yaml(&world.replace("amplitude: 0.012", "amplitude: .nan"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("patient.breathing.free.amplitude"), "{e}");
+}

@@ -97,6 +97,28 @@ impl NeedleInTissue {
     /// too). Further insertion continues from the tip with the new heading.
     pub fn set_guide(&mut self, guide: GuidePose) -> Result<(), NeedleError> {
         check_guide(&guide)?;
+        if self.depth > 0.0 {
+            let moved = guide.entry.distance(&self.guide.entry);
+            if moved > ENTRY_TOLERANCE.max(self.model.skin_drag) {
+                return Err(NeedleError::EntryMoved {
+                    moved_mm: moved * 1e3,
+                    depth_mm: self.depth * 1e3,
+                });
+            }
+        }
+        self.move_guide(guide)
+    }
+
+    /// As [`Self::set_guide`], for a guide that moved relative to the tissue because the tissue moved (breathing
+    /// carries the organ under the skin while the robot holds the guide): the entry may move any distance; the inserted
+    /// part stays where the tissue holds it, and the tip frame turns with `guide`'s rotation as in `set_guide` (the
+    /// caller folds the shaft's bend into it).
+    pub fn set_guide_tissue_moved(&mut self, guide: GuidePose) -> Result<(), NeedleError> {
+        check_guide(&guide)?;
+        self.move_guide(guide)
+    }
+
+    fn move_guide(&mut self, guide: GuidePose) -> Result<(), NeedleError> {
         if self.depth == 0.0 {
             let (heading, bend) = frame_of(&guide, self.model.bevel_angle);
             self.heading = heading;
@@ -105,13 +127,6 @@ impl NeedleInTissue {
             self.path = vec![guide.entry.coords];
             self.guide = guide;
             return Ok(());
-        }
-        let moved = guide.entry.distance(&self.guide.entry);
-        if moved > ENTRY_TOLERANCE.max(self.model.skin_drag) {
-            return Err(NeedleError::EntryMoved {
-                moved_mm: moved * 1e3,
-                depth_mm: self.depth * 1e3,
-            });
         }
         let turn = (guide.holder * self.guide.holder.inverse()).powf(self.model.pivot_heading_transfer);
         self.heading = turn * self.heading;

@@ -7,7 +7,9 @@
 pub mod breathing;
 pub mod drives;
 pub mod patient;
+pub mod respiration;
 pub mod robot;
+pub mod tracker;
 pub mod world;
 
 /// Errors of the twin.
@@ -52,6 +54,9 @@ pub enum TwinError {
     /// The design URDF cannot be built into the twin's kinematics.
     #[error("robot as built: {0}")]
     Urdf(String),
+    /// The tracker's reference cannot be placed on the frame as manufactured.
+    #[error("tracker rig: {0}")]
+    TrackerRig(String),
     /// One initial position per axis is needed.
     #[error("{got} initial positions for {axes} axes")]
     InitialPositions {

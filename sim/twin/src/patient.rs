@@ -4,8 +4,9 @@
 //! The needle follows the robot: at every scan the twin reads the robot's encoder positions, puts the needle guide where
 //! the robot as built ([`AsBuiltRobot`]: its own kinematics, zero offsets, backlash and holder play) and its true placement
 //! on the table put it, and advances the needle–tissue model by the insertion since the last scan (pivoting it first if
-//! the guide turned about the entry). Scans are the only moments anyone looks, and the robot only turns the guide with the
-//! insertion held, so syncing at scans loses nothing.
+//! the guide turned about the entry). For a still patient, scans are the only moments anyone looks, and the robot only
+//! turns the guide with the insertion held, so syncing at scans loses nothing. A breathing patient is synced as time
+//! passes too ([`Patient::sync_breathing`]): where the organ is while the needle advances decides the path it cuts.
 
 use acus_control::frames::{Ct, Point, RobotBase, Transform};
 use acus_control::kinematics::JointPositions;
@@ -17,6 +18,10 @@ use nalgebra::{Matrix3, Point3, Rotation3, UnitQuaternion, Vector3};
 use crate::robot::AsBuiltRobot;
 use crate::world::{self, ScannerModel, Stream};
 use crate::TwinError;
+
+/// The least lever (m) over which breathing turns the inserted needle: below this depth the guide, not the tissue,
+/// holds the needle's direction.
+const MIN_LEVER: f64 = 0.03;
 
 /// The fiducial frame as manufactured: sphere centres in the robot base (the model's plus the drawn errors).
 #[derive(Clone, Debug, PartialEq)]
@@ -154,6 +159,11 @@ pub struct Patient {
     robot: AsBuiltRobot,
     frame: FrameAsBuilt,
     needle: Option<NeedleInTissue>,
+    /// The organ's breathing displacement now (CT, m): it carries the lesion and the needle in it.
+    organ: Vector3<f64>,
+    /// The needle shaft's bend between the robot's guide and the tissue that holds it, accumulated as breathing moves
+    /// the tissue relative to the guide.
+    bend: UnitQuaternion<f64>,
 }
 
 impl Patient {
@@ -192,6 +202,8 @@ impl Patient {
             robot,
             frame,
             needle: None,
+            organ: Vector3::zeros(),
+            bend: UnitQuaternion::identity(),
         })
     }
 
@@ -210,30 +222,62 @@ impl Patient {
         &self.config
     }
 
-    /// Bring the needle to the robot's encoder positions `q` (see the module docs). Refuses a guide that moved off the
-    /// entry with the needle in (the model has no answer for dragging a needle sideways through tissue; neither has the
-    /// patient).
+    /// Bring the needle to the robot's encoder positions `q` (see the module docs), the organ where it is now.
+    /// Refuses a guide that moved off the entry with the needle in (the model has no answer for dragging a needle
+    /// sideways through tissue; neither has the patient).
     pub fn sync(&mut self, q: &JointPositions) -> Result<(), TwinError> {
+        self.sync_breathing(q, self.organ)
+    }
+
+    /// As [`Self::sync`], with the organ displaced by `organ` (CT, m) by the breathing. The needle model lives in the
+    /// organ's frame (the end-expiration anatomy of the configuration): the inserted part moves with the organ; the robot
+    /// holds the guide still in the scanner, so breathing slides the tissue under the skin entry and bends the shaft
+    /// between the guide and the tissue, turning the tip's heading by the angle the entry moved as seen from the tip.
+    /// Insertion then continues along that heading: a step taken in another breathing phase than the scan it was aimed
+    /// on goes astray, which is what respiratory gating is for.
+    pub fn sync_breathing(&mut self, q: &JointPositions, organ: Vector3<f64>) -> Result<(), TwinError> {
+        self.organ = organ;
         let state = self.robot.sync(q)?;
         let t = &self.config.t_ct_robot;
-        let guide = GuidePose {
-            entry: t.apply(&state.entry),
-            holder: t.isometry().rotation * state.holder,
-        };
+        let holder = t.isometry().rotation * state.holder;
+        let entry = Point::new(t.apply(&state.entry).coords - organ);
         let depth = state.depth;
         if depth <= 1e-6 {
             self.needle = None;
+            self.bend = UnitQuaternion::identity();
             return Ok(());
         }
         let needle = match self.needle.as_mut() {
             Some(n) => {
-                if n.guide() != &guide {
-                    n.set_guide(guide).map_err(TwinError::Needle)?;
+                let (old_entry, tip) = (n.guide().entry.coords, n.tip().coords);
+                if (entry.coords - old_entry).norm() > 1e-9 {
+                    // The tissue moved under the entry: the shaft turns by the angle the entry moved, seen from the
+                    // tip, or from MIN_LEVER along the shaft while less is inserted (a needle barely in is held by the
+                    // guide, not by the tissue).
+                    let shaft = tip - old_entry;
+                    let lever = shaft.norm().max(MIN_LEVER);
+                    let far = old_entry + shaft.try_normalize(1e-12).unwrap_or_else(|| n.heading().into_inner()) * lever;
+                    let turn = UnitQuaternion::rotation_between(&(far - old_entry), &(far - entry.coords))
+                        .unwrap_or_else(UnitQuaternion::identity);
+                    self.bend = turn * self.bend;
+                    let guide = GuidePose {
+                        entry,
+                        holder: self.bend * holder,
+                    };
+                    n.set_guide_tissue_moved(guide).map_err(TwinError::Needle)?;
+                } else {
+                    let guide = GuidePose {
+                        entry,
+                        holder: self.bend * holder,
+                    };
+                    if n.guide() != &guide {
+                        n.set_guide(guide).map_err(TwinError::Needle)?;
+                    }
                 }
                 n
             }
             None => self.needle.insert(
-                NeedleInTissue::new(self.config.tissue.clone(), guide, self.config.lesion)
+                NeedleInTissue::new(self.config.tissue.clone(), GuidePose { entry, holder }, self.config.lesion)
                     .map_err(TwinError::Needle)?,
             ),
         };
@@ -249,17 +293,30 @@ impl Patient {
         Ok(())
     }
 
-    /// True needle tip, if the needle is in.
+    /// True needle tip now (CT), if the needle is in.
     pub fn tip(&self) -> Option<Point<Ct>> {
-        self.needle.as_ref().map(|n| n.tip())
+        self.needle.as_ref().map(|n| Point::new(n.tip().coords + self.organ))
     }
 
-    /// True lesion centre (moved by the needle, if it is in).
+    /// Move the organ by the breathing displacement `d` (CT, m, from the end-expiration anatomy the configuration
+    /// describes), the needle in it with it, without syncing the robot (a scene for a test); see
+    /// [`Self::sync_breathing`].
+    pub fn set_organ_offset(&mut self, d: Vector3<f64>) {
+        self.organ = d;
+    }
+
+    /// The organ's breathing displacement now, CT, m.
+    pub fn organ_offset(&self) -> Vector3<f64> {
+        self.organ
+    }
+
+    /// True lesion centre now: moved by the needle, if it is in, and by the breathing.
     pub fn lesion(&self) -> Point<Ct> {
-        self.needle.as_ref().map_or(self.config.lesion, |n| n.target())
+        let pushed = self.needle.as_ref().map_or(self.config.lesion, |n| n.target());
+        Point::new(pushed.coords + self.organ)
     }
 
-    /// The needle model, if the needle is in.
+    /// The needle model (in the organ's frame: CT at the configuration's end-expiration anatomy), if the needle is in.
     pub fn needle(&self) -> Option<&NeedleInTissue> {
         self.needle.as_ref()
     }
@@ -281,7 +338,11 @@ impl Patient {
             );
         }
         if let Some(needle) = &self.needle {
-            let points = needle.shaft_polyline(0.03, 4e-3);
+            let points = needle
+                .shaft_polyline(0.03, 4e-3)
+                .into_iter()
+                .map(|p| Point::new(p.coords + self.organ))
+                .collect();
             scene.add_needle_path(&NeedlePath {
                 points,
                 radius: self.config.needle_radius,
@@ -297,7 +358,7 @@ impl Patient {
         let t = &self.config.t_ct_robot;
         let mut points: Vec<Point3<f64>> = self.frame.centres.iter().map(|p| t.apply(p).coords).collect();
         let r = Vector3::repeat(self.config.lesion_radius * 2.5);
-        let lesion = self.config.lesion.coords;
+        let lesion = self.lesion().coords;
         points.extend([
             lesion - r,
             lesion + r,
@@ -312,11 +373,11 @@ impl Patient {
         let lesion = self.lesion().coords;
         let mut points = vec![lesion - r, lesion + r];
         if let Some(needle) = &self.needle {
-            let entry = needle.guide().entry.coords;
+            let entry = needle.guide().entry.coords + self.organ;
             points.extend([
                 entry,
                 entry - needle.guide().direction().into_inner() * 0.02,
-                needle.tip().coords,
+                needle.tip().coords + self.organ,
             ]);
         }
         covering(&points, 0.01, pixel, slice, imaging, seed)

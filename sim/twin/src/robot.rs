@@ -46,7 +46,9 @@ pub struct DrawnErrors {
     pub play: (Unit<Vector3<f64>>, f64),
 }
 
-/// The robot as built.
+/// The robot as built. A clone is an independent copy (its own kinematic chain and insertion dead-band state), e.g. for
+/// the tracker, which follows the needle between scans without touching the patient's.
+#[derive(Clone)]
 pub struct AsBuiltRobot {
     chain: k::Chain<f64>,
     errors: DrawnErrors,

@@ -107,6 +107,9 @@ pub struct PatientTruth {
     pub needle_radius: f64,
     /// The needle–tissue pair.
     pub tissue: TissueTruth,
+    /// Breathing (free, and breath-holds on instruction) with the belt that reads it; none for a still patient.
+    #[serde(default)]
+    pub breathing: Option<crate::respiration::RespirationModel>,
 }
 
 /// Needle–tissue parameters (see `acus_sim_needle::TissueModel`).
@@ -244,7 +247,30 @@ impl WorldModel {
             ("patient.tissue.shift_length", t.shift_length, 1e-3, 0.5),
             ("patient.tissue.bevel_angle", t.bevel_angle, -10.0, 10.0),
         ];
-        for (field, value, min, max) in checks.into_iter().chain(more) {
+        let breathing = p.breathing.map(|b| {
+            let (f, h) = (b.free, b.hold);
+            [
+                ("patient.breathing.free.amplitude", f.amplitude, 0.0, 0.05),
+                ("patient.breathing.free.ap_ratio", f.ap_ratio, 0.0, 2.0),
+                ("patient.breathing.free.period", f.period, 1.0, 20.0),
+                ("patient.breathing.free.n", f64::from(f.n), 1.0, 6.0),
+                ("patient.breathing.free.period_variability", f.period_variability, 0.0, 0.5),
+                ("patient.breathing.free.amplitude_variability", f.amplitude_variability, 0.0, 0.5),
+                ("patient.breathing.free.drift_sigma", f.drift_sigma, 0.0, 0.02),
+                ("patient.breathing.free.drift_time", f.drift_time, 1.0, 3600.0),
+                ("patient.breathing.free.signal_gain", f.signal_gain, 1e-3, 1e9),
+                ("patient.breathing.free.signal_noise", f.signal_noise, 0.0, 1e9),
+                ("patient.breathing.free.signal_lag", f.signal_lag, 0.0, 2.0),
+                ("patient.breathing.free.signal_rate", f.signal_rate, 1.0, 1000.0),
+                ("patient.breathing.hold.level_sigma", h.level_sigma, 0.0, 0.02),
+                ("patient.breathing.hold.drift_max", h.drift_max, 0.0, 0.02),
+                ("patient.breathing.hold.drift_span", h.drift_span, 1.0, 120.0),
+                ("patient.breathing.hold.reaction", h.reaction, 0.1, 10.0),
+                ("patient.breathing.hold.duration", h.duration, 5.0, 120.0),
+                ("patient.breathing.hold.duration_sigma", h.duration_sigma, 0.0, 60.0),
+            ]
+        });
+        for (field, value, min, max) in checks.into_iter().chain(more).chain(breathing.into_iter().flatten()) {
             if !(value.is_finite() && value >= min && value <= max) {
                 return Err(WorldError::OutOfRange { field, value, min, max });
             }
@@ -273,6 +299,10 @@ pub enum Stream {
     Breathing = 7,
     /// Respiratory belt noise of sample `n`.
     Belt = 8,
+    /// The tracker's tool mounts (reference on the frame, tool on the needle hub).
+    Tracker = 9,
+    /// Breath-hold `n`: its level, creep and length.
+    BreathHold = 10,
 }
 
 /// A seeded random stream for `stream` of the world drawn with `seed` (`index` separates e.g. scans).
@@ -290,6 +320,11 @@ pub fn gaussian_vector(rng: &mut impl rand::Rng, sigma: f64) -> Vector3<f64> {
         Ok(n) if sigma > 0.0 => Vector3::new(n.sample(rng), n.sample(rng), n.sample(rng)),
         _ => Vector3::zeros(),
     }
+}
+
+/// A uniform draw in [0, 1).
+pub fn uniform(rng: &mut impl rand::Rng) -> f64 {
+    rng.random::<f64>()
 }
 
 /// A zero-mean Gaussian scalar (zero when `sigma` is 0).

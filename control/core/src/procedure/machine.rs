@@ -149,6 +149,7 @@ impl Procedure {
                 self.interlocks.latch(text.clone());
                 Ok(self.halt(Halt::Fault(text), Action::QuickStop))
             }
+            Event::BreathHoldLost => Ok(self.halt(Halt::BreathHold, Action::Hold)),
             Event::Reset(level) => {
                 // Clearing the latch moves nothing: the stage stays where the fault left it.
                 self.interlocks.reset(level);

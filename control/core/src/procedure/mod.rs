@@ -88,6 +88,9 @@ pub enum Event {
     Fault(String),
     /// Fault-reset input level; a rising edge clears a latched fault.
     Reset(bool),
+    /// Respiratory gating: no breath-hold within the window could be had for the motion under way (the patient's
+    /// breathing, not a fault of the robot). The motion holds; the operator asks again.
+    BreathHoldLost,
 }
 
 /// What the interrupted or requested motion is for.
@@ -162,6 +165,8 @@ pub enum Halt {
     Fault(String),
     /// The operator aborted.
     Abort,
+    /// No breath-hold within the gating window (respiratory gating).
+    BreathHold,
 }
 
 impl fmt::Display for Halt {
@@ -171,6 +176,7 @@ impl fmt::Display for Halt {
             Halt::EStop => f.write_str("e-stop"),
             Halt::Fault(text) => write!(f, "fault: {text}"),
             Halt::Abort => f.write_str("aborted by the operator"),
+            Halt::BreathHold => f.write_str("no breath-hold within the gating window"),
         }
     }
 }

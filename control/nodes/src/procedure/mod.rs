@@ -31,7 +31,7 @@ use std::time::Duration;
 use acus_control::frames::Point;
 use acus_ethercat::safety::SafetyInput;
 use acus_executive::{Executive, Op};
-pub use acus_executive::{NeedleSpec, ProcedureSettings, ScanPurpose, ScanSource};
+pub use acus_executive::{GatingSettings, NeedleSpec, ProcedureSettings, ScanPurpose, ScanSource};
 use futures::StreamExt;
 use r2r::geometry_msgs::msg::{PointStamped, PoseArray, PoseStamped};
 use r2r::std_msgs::msg::Bool;
@@ -108,6 +108,9 @@ pub fn start(
     let mut detections = node
         .subscribe::<PoseArray>(crate::registration::FIDUCIALS_TOPIC, QosProfile::default())
         .ros("subscribe /registration/fiducials")?;
+    let mut belt = node
+        .subscribe::<r2r::sensor_msgs::msg::FluidPressure>(crate::wire::RESPIRATION_TOPIC, QosProfile::default())
+        .ros("subscribe /respiration")?;
     let publishers = report::Publishers::create(&mut node, latched)?;
     let tip_pub = node
         .create_publisher::<PoseStamped>("/needle/tip", QosProfile::default())
@@ -193,6 +196,16 @@ pub fn start(
             }
         }));
     }
+    let belt_executive = executive.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(m) = belt.next().await {
+            let t = f64::from(m.header.stamp.sec) + f64::from(m.header.stamp.nanosec) * 1e-9;
+            belt_executive.respiration(acus_executive::BeltSample {
+                t,
+                value: m.fluid_pressure,
+            });
+        }
+    }));
     let registration_executive = executive.clone();
     tasks.push(tokio::spawn(async move {
         while let Some(m) = detections.next().await {

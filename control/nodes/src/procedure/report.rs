@@ -23,6 +23,7 @@ pub(super) struct Publishers {
     faults: r2r::Publisher<StringMsg>,
     scans: r2r::Publisher<StringMsg>,
     diagnostics: r2r::Publisher<DiagnosticArray>,
+    breath_hold: r2r::Publisher<r2r::std_msgs::msg::Bool>,
     next_id: Arc<AtomicU64>,
 }
 
@@ -39,6 +40,9 @@ impl Publishers {
             diagnostics: node
                 .create_publisher::<DiagnosticArray>(wire::DIAGNOSTICS_TOPIC, QosProfile::default())
                 .ros(wire::DIAGNOSTICS_TOPIC)?,
+            breath_hold: node
+                .create_publisher::<r2r::std_msgs::msg::Bool>(wire::BREATH_HOLD_TOPIC, QosProfile::default())
+                .ros(wire::BREATH_HOLD_TOPIC)?,
             next_id: Arc::new(AtomicU64::new(1)),
         })
     }
@@ -87,6 +91,7 @@ impl Publishers {
                     Ok(())
                 }
                 Report::CheckScan { n, dir, result } => self.diagnostics.publish(&check_scan(n, &dir, &result)),
+                Report::BreathHold(hold) => self.breath_hold.publish(&r2r::std_msgs::msg::Bool { data: hold }),
             };
             if let Err(e) = published {
                 tracing::warn!("publishing a procedure report failed: {e}");
