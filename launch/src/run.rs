@@ -62,6 +62,8 @@ pub struct Summary {
     pub world: String,
     /// FRE of the registration, m RMS.
     pub fre: Option<f64>,
+    /// The registration's error at the target against the twin's truth (observed TRE), m.
+    pub observed_tre: Option<f64>,
     /// Breath-holds the procedure asked the patient for.
     pub breath_holds: usize,
     /// The organ's craniocaudal breathing displacement at each scan (planning first), m (truth).
@@ -299,6 +301,12 @@ pub fn run_with(
         .and_then(|v| v.parse::<f64>().ok())
         .map(|v| v * 1e-3);
     let get = |k: &str| reg.get(k).cloned().unwrap_or_else(|| "?".into());
+    // Observed TRE: where the registration puts the target in the robot base against where the twin's truth has it.
+    let observed_tre = reg.get(acus_nodes::registration::TARGET_IN_ROBOT_KEY).and_then(|v| {
+        let c: Vec<f64> = v.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let truth = config.patient.t_ct_robot.inverse().apply(&config.controller.target).coords.coords;
+        (c.len() == 3).then(|| (nalgebra::Vector3::new(c[0], c[1], c[2]) * 1e-3 - truth).norm())
+    });
     let _ = writeln!(text, "acus sim — simulated CT-guided biopsy");
     let _ = writeln!(
         text,
@@ -309,10 +317,11 @@ pub fn run_with(
     );
     let _ = writeln!(
         text,
-        "registration: {} fiducials, FRE {} mm RMS, predicted TRE {} mm at the target",
+        "registration: {} fiducials, FRE {} mm RMS, predicted TRE {} mm at the target, observed TRE {} mm (truth)",
         get("fiducials matched"),
         get("FRE RMS [mm]"),
-        get("predicted TRE [mm]")
+        get("predicted TRE [mm]"),
+        observed_tre.map_or("?".into(), |v| format!("{:.4}", v * 1e3))
     );
     let gating = match &config.controller.file.respiration {
         Some(r) if r.gated => format!("gated (±{:.1} mm of the last scan's level)", r.window * 1e3),
@@ -388,6 +397,7 @@ pub fn run_with(
         check_scans: checks.len(),
         world: config.world.name.clone(),
         fre,
+        observed_tre,
         breath_holds,
         scan_levels,
         record,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use acus_control::kinematics::{Joint, JointPositions};
 use acus_ethercat::config::AxisConfig;
-use acus_ethercat::cycle::{Fault, Mode, Status};
+use acus_ethercat::cycle::{Fault, Mode, ResetAnswer, ResetReply, Status};
 use acus_ethercat::runner::{Controller, Disabled, Enabled};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -417,10 +417,27 @@ fn settle(pending: Option<Pending>, s: &Status, now: &MotionStatus) -> Option<Pe
             None
         }
         Pending::Reset { reply, seq, until } => {
-            if s.mode == Mode::Disabled && s.fault.is_none() {
+            // The cycle answers every reset request once (`Status::reset_reply`): refused with the cause that persists,
+            // or taken; a fault latched after a taken reset is a new one, not this reset's.
+            let answer = s.reset_reply.filter(|r| r.seq == seq);
+            let new_fault = match answer {
+                Some(ResetReply {
+                    answer: ResetAnswer::Taken,
+                    cycle,
+                    ..
+                }) => s.fault.filter(|_| s.fault_cycle > cycle),
+                _ => None,
+            };
+            if let Some(ResetReply {
+                answer: ResetAnswer::Refused { cause },
+                ..
+            }) = answer
+            {
+                let _ = reply.send(Err(MotionError::ResetRefused(cause)));
+            } else if let Some(f) = new_fault {
+                let _ = reply.send(Err(MotionError::Faulted(f)));
+            } else if s.mode == Mode::Disabled && s.fault.is_none() {
                 let _ = reply.send(Ok(()));
-            } else if let (true, true, Some(f)) = (s.reset_seq == seq, s.reset_refused, s.fault) {
-                let _ = reply.send(Err(MotionError::ResetRefused(f)));
             } else if s.cycle > until {
                 let still = fault.unwrap_or(MotionError::Timeout {
                     cycles: STATE_CHANGE_CYCLES,

@@ -117,3 +117,54 @@ fn emergency_stop_mid_move_latches_and_resumes_from_actual_after_reset() {
         assert!((back.0[5] - goal.0[5]).abs() < 1e-5);
     });
 }
+
+/// A reset is answered from the cycle's own reply to that request: refused, naming the lost link, while the link is cut
+/// (at once, not after a timeout), and taken once the link is back. No sleep: each step waits on the status.
+#[test]
+fn a_reset_while_the_link_is_cut_is_refused_naming_it_and_taken_once_it_is_back() {
+    use acus_sim_ecat::network::Faults;
+    let config = drives_config();
+    let start = [0.0; 6];
+    let timing = BusTiming {
+        dc_static_sync_iterations: 200,
+        pdu_timeout: Duration::from_millis(50),
+        process_data_timeout: acus_ethercat::ethercrab_bus::SIMULATED_PD_TIMEOUT,
+        ..BusTiming::default()
+    };
+    let acus_sim_twin::drives::InProcessDrives { link, bus } =
+        acus_sim_twin::drives::in_process(&config, &start, timing).unwrap();
+    let period = Duration::from_secs_f64(config.cycle_time_s);
+    let controller = Controller::spawn_paced(bus, &config.axes, period, Pacing::Simulated).unwrap();
+    let motion = Motion::start(controller, period).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        motion.enable().await.unwrap();
+        link.network().set_faults(Faults {
+            link_down: true,
+            ..Faults::default()
+        });
+        let mut status = motion.status();
+        status.wait_for(|s| s.fault.is_some()).await.unwrap();
+        let cycle = status.borrow().cycle;
+        match motion.reset().await {
+            Err(MotionError::ResetRefused(Fault::FrameLost)) => {}
+            other => panic!("a reset with the link cut: {other:?}"),
+        }
+        // Answered by the cycle's reply, not by the supervisor's timeout (3000 cycles).
+        let answered = status.borrow().cycle - cycle;
+        assert!(answered < 3000, "answered after {answered} cycles");
+        link.network().set_faults(Faults::default());
+        // The frame in flight when the link came back may still be reported lost: a second request is taken.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match motion.reset().await {
+                Ok(()) => break,
+                Err(MotionError::ResetRefused(Fault::FrameLost)) if tries < 3 => {}
+                other => panic!("a reset with the link back: {other:?}"),
+            }
+        }
+        assert!(status.borrow().fault.is_none());
+        motion.enable().await.unwrap();
+    });
+}

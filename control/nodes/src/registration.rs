@@ -306,6 +306,9 @@ fn publish(diagnostics: &r2r::Publisher<DiagnosticArray>, status: DiagnosticStat
     }
 }
 
+/// Diagnostics key: the first target checked, mapped into the robot base by the accepted registration, mm.
+pub const TARGET_IN_ROBOT_KEY: &str = "target in robot base [mm]";
+
 fn kv(key: &str, value: String) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
@@ -336,6 +339,11 @@ fn status_accepted(gated: &GatedRegistration, dir: &Path, targets: &[Point<Ct>])
     ));
     values.push(kv("FLE [mm]", format!("{:.4}", gated.fle() * 1e3)));
     values.push(kv("targets checked", targets.len().to_string()));
+    if let Some(target) = targets.first() {
+        // Where this registration puts the (first) target in the robot: a study compares it with the truth.
+        let p = gated.t_robot_ct().apply(target).coords.coords * 1e3;
+        values.push(kv(TARGET_IN_ROBOT_KEY, format!("{:.4} {:.4} {:.4}", p.x, p.y, p.z)));
+    }
     values.push(kv("series", dir.display().to_string()));
     DiagnosticStatus {
         level: DiagnosticStatus::OK as u8,
