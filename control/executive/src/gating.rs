@@ -369,19 +369,23 @@ pub(crate) async fn gated_scan(
     let Some(gate) = gate else {
         return Ok(scanner.acquire(purpose).await);
     };
-    let hold = match gate.hold().await {
-        Ok(hold) => hold,
-        Err(e) => {
-            gate.instruct(false);
-            return Err(e);
-        }
-    };
+    let _breathe_after = BreatheAfter(&gate);
+    let hold = gate.hold().await?;
     let scan = scanner.acquire(purpose).await;
     if scan.is_ok() {
         gate.set_reference(hold.level);
     }
-    gate.instruct(false);
     Ok(scan)
+}
+
+/// Tells the patient to breathe when it goes: at the end of a scan or a step in a hold, whichever way it ends (done,
+/// refused, or dropped because an e-stop, an abort or a released deadman interrupted it).
+struct BreatheAfter<'a>(&'a Gate);
+
+impl Drop for BreatheAfter<'_> {
+    fn drop(&mut self) {
+        self.0.instruct(false);
+    }
 }
 
 /// An insertion step in breath-holds: it starts in a steady hold in the window and pauses (braking along the motion,
@@ -393,26 +397,17 @@ pub(crate) async fn gated_insert(
     goal: JointPositions,
     speed: f64,
 ) -> Result<Result<JointPositions, MotionError>, GatingError> {
+    let _breathe_after = BreatheAfter(&gate);
     let mut pauses = 0;
     loop {
-        let hold = match gate.hold().await {
-            Ok(hold) => hold,
-            Err(e) => {
-                gate.instruct(false);
-                return Err(e);
-            }
-        };
+        let hold = gate.hold().await?;
         tokio::select! {
-            moved = motion.move_to(goal, speed) => {
-                gate.instruct(false);
-                return Ok(moved);
-            }
+            moved = motion.move_to(goal, speed) => return Ok(moved),
             why = gate.lost(hold) => {
                 let _ = motion.halt().await;
                 pauses += 1;
                 tracing::info!(pauses, "insertion paused: {why}");
                 if pauses > gate.settings().attempts {
-                    gate.instruct(false);
                     return Err(why);
                 }
                 gate.breathe_and_recover().await?;

@@ -149,3 +149,43 @@ fn a_step_with_no_good_hold_is_refused_and_the_needle_held() {
         console.abort();
     });
 }
+
+/// A step interrupted while the patient holds (here: the operator aborts during the wait) tells the patient to breathe:
+/// nobody is left holding their breath for a step that will not come.
+#[test]
+fn an_interrupted_wait_lets_the_patient_breathe() {
+    let mut b = common::bench();
+    b.settings.gating = Some(gating(10));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let console = common::console(b.estop, b.deadman);
+        let mut running = Executive::start(b.settings, b.motion.clone(), b.scanner);
+        let exec = running.executive.clone();
+        let level = Level::default();
+        let _belt = belt(exec.clone(), &b.motion, level.clone(), 1e-3);
+        common::ready_to_insert(&exec, b.out.path(), &b.fiducials).await;
+        while running.reports.try_recv().is_ok() {}
+        level.set(3.0);
+        let step = tokio::spawn({
+            let exec = exec.clone();
+            async move { exec.request(Op::InsertStep).await }
+        });
+        loop {
+            if let Some(Report::BreathHold(true)) = running.reports.recv().await {
+                break;
+            }
+        }
+        let aborted = exec.request(Op::Abort).await;
+        assert!(aborted.ok, "{}", aborted.text);
+        let interrupted = step.await.unwrap();
+        assert!(!interrupted.ok, "{}", interrupted.text);
+        let mut last_instruction = None;
+        while let Ok(report) = running.reports.try_recv() {
+            if let Report::BreathHold(hold) = report {
+                last_instruction = Some(hold);
+            }
+        }
+        assert_eq!(last_instruction, Some(false), "the patient was told to breathe");
+        console.abort();
+    });
+}
