@@ -401,6 +401,23 @@ impl Actor {
     }
 
     async fn request(&mut self, op: Op) -> Option<Job> {
+        // The machine judges a motion request on the cycle's safety levels as they are now: the follower's report of a
+        // change may still be queued behind this request (a deadman pressed a moment ago must not refuse the step).
+        if matches!(op, Op::Align | Op::InsertStep | Op::Retract) {
+            let (estop, enable_held) = {
+                let s = self.motion.status();
+                let now = s.borrow();
+                (now.estop_active.is_some(), now.enable_held)
+            };
+            if estop != self.estop {
+                self.estop = estop;
+                let _ = self.feed_quiet(Event::EStop(estop));
+            }
+            if enable_held != self.enable_held {
+                self.enable_held = enable_held;
+                let _ = self.feed_quiet(Event::EnableChanged(enable_held));
+            }
+        }
         match op {
             Op::Scan => {
                 // A new planning scan sets a new reference level for the gate.
