@@ -20,20 +20,23 @@ fn drives_config() -> DrivesConfig {
     .unwrap()
 }
 
+/// The emulated drives at `start`, brought up on the simulated clock's process-data wait (not the real-time 1.5
+/// periods): the lockstep drives do not age while a frame is late, and these tests share 2 cores with the suite.
+fn drives_at(config: &DrivesConfig, start: &[f64]) -> acus_sim_twin::drives::InProcessDrives {
+    let timing = BusTiming {
+        dc_static_sync_iterations: 200,
+        pdu_timeout: Duration::from_millis(50),
+        process_data_timeout: acus_ethercat::ethercrab_bus::SIMULATED_PD_TIMEOUT,
+        ..BusTiming::default()
+    };
+    acus_sim_twin::drives::in_process(config, start, timing).unwrap()
+}
+
 #[test]
 fn emergency_stop_mid_move_latches_and_resumes_from_actual_after_reset() {
     let config = drives_config();
     let start = [0.01, -0.02, 0.05, 0.1, -0.1, 0.0];
-    let timing = BusTiming {
-        dc_static_sync_iterations: 200,
-        pdu_timeout: Duration::from_millis(50),
-        // The simulated clock's process-data wait (not the real-time 1.5 periods): the lockstep drives do not age
-        // while a frame is late, and this test shares 2 cores with the rest of the suite.
-        process_data_timeout: acus_ethercat::ethercrab_bus::SIMULATED_PD_TIMEOUT,
-        ..BusTiming::default()
-    };
-    let acus_sim_twin::drives::InProcessDrives { link, bus } =
-        acus_sim_twin::drives::in_process(&config, &start, timing).unwrap();
+    let acus_sim_twin::drives::InProcessDrives { link, bus } = drives_at(&config, &start);
     let true_positions = || -> Vec<f64> { link.network().devices().iter().map(|d| d.drive.position()).collect() };
     let period = Duration::from_secs_f64(config.cycle_time_s);
     // Lockstep with the emulator: the drive clock advances one period per frame, as fast as the machine allows.
@@ -125,14 +128,7 @@ fn a_reset_while_the_link_is_cut_is_refused_naming_it_and_taken_once_it_is_back(
     use acus_sim_ecat::network::Faults;
     let config = drives_config();
     let start = [0.0; 6];
-    let timing = BusTiming {
-        dc_static_sync_iterations: 200,
-        pdu_timeout: Duration::from_millis(50),
-        process_data_timeout: acus_ethercat::ethercrab_bus::SIMULATED_PD_TIMEOUT,
-        ..BusTiming::default()
-    };
-    let acus_sim_twin::drives::InProcessDrives { link, bus } =
-        acus_sim_twin::drives::in_process(&config, &start, timing).unwrap();
+    let acus_sim_twin::drives::InProcessDrives { link, bus } = drives_at(&config, &start);
     let period = Duration::from_secs_f64(config.cycle_time_s);
     let controller = Controller::spawn_paced(bus, &config.axes, period, Pacing::Simulated).unwrap();
     let motion = Motion::start(controller, period).unwrap();
