@@ -11,6 +11,7 @@ use acus_nodes::wire::{BREATH_HOLD_TOPIC, RESPIRATION_TOPIC};
 use acus_nodes::{RunningNode, Spinner};
 use acus_sim_twin::patient::Patient;
 use acus_sim_twin::respiration::Respiration;
+use acus_sim_twin::withdrawal::Shallowest;
 use anyhow::{anyhow, Result};
 use futures::StreamExt;
 use r2r::builtin_interfaces::msg::Time;
@@ -27,7 +28,7 @@ use tokio::sync::watch;
 pub fn start(
     ctx: &r2r::Context,
     respiration: Arc<Mutex<Respiration>>,
-    patient: Option<Arc<Mutex<Patient>>>,
+    patient: Option<(Arc<Mutex<Patient>>, Arc<Shallowest>)>,
     status: watch::Receiver<MotionStatus>,
     period: f64,
 ) -> Result<RunningNode> {
@@ -40,7 +41,10 @@ pub fn start(
         .map_err(|e| anyhow!("subscribe {BREATH_HOLD_TOPIC}: {e}"))?;
     let spinner = Spinner::start(node).map_err(|e| anyhow!("sim_patient spinner: {e}"))?;
 
-    let sample_period = respiration.lock().map_err(|_| anyhow!("breathing poisoned"))?.sample_period();
+    let sample_period = respiration
+        .lock()
+        .map_err(|_| anyhow!("breathing poisoned"))?
+        .sample_period();
     let mut clock = status.clone();
     let belt_respiration = Arc::clone(&respiration);
     let publish = tokio::spawn(async move {
@@ -73,8 +77,13 @@ pub fn start(
         }
     });
     let mut tasks = Vec::new();
-    if let Some(patient) = patient {
-        tasks.push(tokio::spawn(follow_needle(Arc::clone(&respiration), patient, status.clone(), period)));
+    if let Some((patient, shallowest)) = patient {
+        tasks.push(tokio::spawn(follow_needle(
+            Arc::clone(&respiration),
+            (patient, shallowest),
+            status.clone(),
+            period,
+        )));
     }
     let hear = tokio::spawn(async move {
         while let Some(m) = instructions.next().await {
@@ -100,7 +109,7 @@ const WALL_PACE: std::time::Duration = std::time::Duration::from_millis(2);
 /// it itself); this skips a turn rather than wait.
 async fn follow_needle(
     respiration: Arc<Mutex<Respiration>>,
-    patient: Arc<Mutex<Patient>>,
+    (patient, shallowest): (Arc<Mutex<Patient>>, Arc<Shallowest>),
     mut status: watch::Receiver<MotionStatus>,
     period: f64,
 ) {
@@ -118,7 +127,7 @@ async fn follow_needle(
             return;
         };
         let synced = match patient.try_lock() {
-            Ok(mut patient) => Some(patient.sync_breathing(&q, d)),
+            Ok(mut patient) => Some(patient.sync_through(shallowest.take().as_ref(), &q, d)),
             Err(_) => None,
         };
         match synced {

@@ -9,3 +9,5 @@ pub mod run;
 pub mod scanner;
 pub mod system;
 pub mod tracker;
+pub mod validate;
+pub mod withdrawal;

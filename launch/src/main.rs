@@ -98,6 +98,26 @@ enum Command {
         /// study; `controller.correct_on_check_scans: false`).
         #[arg(long)]
         no_correction: bool,
+        /// Put the lesion's centre here in the simulated world (its truth), CT LPS, mm: `X,Y,Z`. The operator still
+        /// reads the target off the planning scan; the controller learns the lesion only from the images.
+        #[arg(long, value_name = "X,Y,Z", value_parser = parse_mm::<3>, allow_hyphen_values = true, conflicts_with = "serve")]
+        lesion: Option<[f64; 3]>,
+        /// The operator's skin entry: on the anterior skin above this CT (x, z), mm: `X,Z` (`entry_xz`).
+        #[arg(long, value_name = "X,Z", value_parser = parse_mm::<2>, allow_hyphen_values = true, conflicts_with = "serve")]
+        entry_xz: Option<[f64; 2]>,
+        /// The check scans' slice thickness and spacing, mm (`check_scan.slice`).
+        #[arg(long, value_name = "MM", conflicts_with = "serve")]
+        check_slice: Option<f64>,
+        /// Also write the run's machine-readable result here (JSON, SI): outcome, plan, the twin's truth at the last
+        /// check scan, registration figures, times. Written when the procedure stops or fails too.
+        #[arg(long, value_name = "FILE", conflicts_with = "serve")]
+        summary_json: Option<PathBuf>,
+    },
+    /// Phantom accuracy studies: many biopsies, their accuracy per slice thickness with and without check-scan
+    /// correction, in a study folder (trials.csv, summary.json, report.md, report.html).
+    Validate {
+        #[command(subcommand)]
+        command: ValidateCommand,
     },
     /// Run the registration node alone (CT series in, `T_robot_ct` and the fiducials found out, over ROS 2), e.g.
     /// beside `acus sim --serve --external-registration`, until interrupted.
@@ -120,6 +140,13 @@ enum Command {
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml"))]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ValidateCommand {
+    /// A simulated study: targets drawn over the phantom's reachable volume, each a whole simulated biopsy (`acus sim`
+    /// in its own process and ROS domain) in every arm: each slice thickness, with and without correction.
+    Sim(acus_launch::validate::SimStudyArgs),
 }
 
 #[derive(Subcommand)]
@@ -163,13 +190,24 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Command::Registration { config, world } => match acus_launch::run::serve_registration(&config, world.as_deref()) {
+        Command::Validate {
+            command: ValidateCommand::Sim(args),
+        } => match acus_launch::validate::run_sim_study(&args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("acus registration: {e:#}");
+                eprintln!("acus validate sim: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         },
+        Command::Registration { config, world } => {
+            match acus_launch::run::serve_registration(&config, world.as_deref()) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("acus registration: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Command::Sim {
             config,
             out,
@@ -185,6 +223,10 @@ fn main() -> std::process::ExitCode {
             external_registration,
             ungated,
             no_correction,
+            lesion,
+            entry_xz,
+            check_slice,
+            summary_json,
         } => {
             let out = out.unwrap_or_else(|| {
                 let t = std::time::SystemTime::now()
@@ -219,15 +261,31 @@ fn main() -> std::process::ExitCode {
                     }
                 };
             }
-            let progress = move |a: &acus_launch::operator::Answer| {
-                let mark = if a.success { "ok" } else { "REFUSED" };
-                println!(
-                    "[{:6.1} s] {:<24} {mark}: {}",
-                    started.elapsed().as_secs_f64(),
-                    a.service,
-                    a.message
-                );
+            // The last refusal, for a summary file: the sentence a stopped procedure gave the operator.
+            let refused = std::sync::Arc::new(std::sync::Mutex::new(None::<(String, String)>));
+            let progress = {
+                let refused = std::sync::Arc::clone(&refused);
+                move |a: &acus_launch::operator::Answer| {
+                    let mark = if a.success { "ok" } else { "REFUSED" };
+                    println!(
+                        "[{:6.1} s] {:<24} {mark}: {}",
+                        started.elapsed().as_secs_f64(),
+                        a.service,
+                        a.message
+                    );
+                    if !a.success {
+                        if let Ok(mut r) = refused.lock() {
+                            *r = Some((a.service.clone(), a.message.clone()));
+                        }
+                    }
+                }
             };
+            let overrides = acus_launch::config::Overrides {
+                lesion: lesion.map(|p| p.map(|v| v * 1e-3)),
+                entry_xz: entry_xz.map(|p| p.map(|v| v * 1e-3)),
+                check_slice: check_slice.map(|v| v * 1e-3),
+            };
+            let mut plan = None;
             let ran = acus_launch::config::SimConfig::load_in(&options.config, options.world.as_deref())
                 .map_err(anyhow::Error::from)
                 .and_then(|mut config| {
@@ -239,8 +297,22 @@ fn main() -> std::process::ExitCode {
                     if no_correction {
                         config.controller.file.correct_on_check_scans = false;
                     }
+                    config.apply_overrides(&overrides)?;
+                    if let Some(seed) = seed {
+                        config.set_seed(seed)?;
+                    }
+                    plan = Some(acus_launch::validate::TrialPlan::of(&config));
                     acus_launch::run::run_with(config, &options, progress)
                 });
+            if let (Some(path), Some(plan)) = (&summary_json, &plan) {
+                let wall = started.elapsed().as_secs_f64();
+                let last_refusal = refused.lock().ok().and_then(|r| r.clone());
+                let file = acus_launch::validate::TrialFile::from_run(plan, ran.as_ref(), last_refusal, wall);
+                if let Err(e) = file.write(path) {
+                    eprintln!("acus sim: {e:#}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
             match ran {
                 Ok(summary) => {
                     println!("\n{}", summary.text);
@@ -252,6 +324,21 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `N` comma-separated numbers in mm, e.g. `20,-30,10`.
+fn parse_mm<const N: usize>(text: &str) -> Result<[f64; N], String> {
+    let values: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f64>().map_err(|e| format!("{v:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let array: [f64; N] = values
+        .try_into()
+        .map_err(|v: Vec<f64>| format!("{} numbers given; {N} expected (mm, comma-separated)", v.len()))?;
+    match array.iter().find(|v| !v.is_finite()) {
+        Some(v) => Err(format!("{v} is not a finite number of mm")),
+        None => Ok(array),
     }
 }
 

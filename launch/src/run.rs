@@ -54,8 +54,10 @@ pub struct Summary {
     pub measured_final_error: Option<f64>,
     /// Simulated time, s.
     pub sim_seconds: f64,
-    /// Wall time, s.
+    /// Wall time of the procedure (first request to last answer), s.
     pub wall_seconds: f64,
+    /// Wall time from starting the system to the operator's first request (nodes, drives, DDS discovery), s.
+    pub startup_seconds: f64,
     /// Check scans taken.
     pub check_scans: usize,
     /// The world it ran in.
@@ -64,6 +66,10 @@ pub struct Summary {
     pub fre: Option<f64>,
     /// The registration's error at the target against the twin's truth (observed TRE), m.
     pub observed_tre: Option<f64>,
+    /// The TRE the registration predicted at the target, m.
+    pub predicted_tre: Option<f64>,
+    /// The last check scan with the twin's truth then (true tip, needle direction and lesion).
+    pub last_check: crate::scanner::ScanRecord,
     /// Breath-holds the procedure asked the patient for.
     pub breath_holds: usize,
     /// The organ's craniocaudal breathing displacement at each scan (planning first), m (truth).
@@ -195,8 +201,11 @@ fn write_truth(out: &Path, sim: &system::SimSystem) -> Result<PathBuf> {
         .collect();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let path = out.join("truth.json");
-    std::fs::write(&path, serde_json::json!({ "check_scans": checks, "tracker": tracker }).to_string())
-        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(
+        &path,
+        serde_json::json!({ "check_scans": checks, "tracker": tracker }).to_string(),
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 
@@ -282,7 +291,7 @@ pub fn run_with(
     let log = log?;
     let records = sim.scanner.records.lock().map(|r| r.clone()).unwrap_or_default();
     let checks: Vec<_> = records.iter().filter(|r| r.true_tip.is_some()).collect();
-    let last = checks.last().context("no check scan was taken")?;
+    let last = (*checks.last().context("no check scan was taken")?).clone();
     let final_error = last.true_tip.map_or(f64::NAN, |t| t.distance(&last.true_lesion));
     let breath_holds = sim.respiration.lock().map_or(0, |r| r.holds());
     // LPS: caudal is −z.
@@ -296,15 +305,19 @@ pub fn run_with(
 
     let mut text = String::new();
     let reg = &log.registration;
-    let fre = reg
-        .get("FRE RMS [mm]")
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|v| v * 1e-3);
+    let reg_m = |key: &str| reg.get(key).and_then(|v| v.parse::<f64>().ok()).map(|v| v * 1e-3);
+    let (fre, predicted_tre) = (reg_m("FRE RMS [mm]"), reg_m("predicted TRE [mm]"));
     let get = |k: &str| reg.get(k).cloned().unwrap_or_else(|| "?".into());
     // Observed TRE: where the registration puts the target in the robot base against where the twin's truth has it.
     let observed_tre = reg.get(acus_nodes::registration::TARGET_IN_ROBOT_KEY).and_then(|v| {
         let c: Vec<f64> = v.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-        let truth = config.patient.t_ct_robot.inverse().apply(&config.controller.target).coords.coords;
+        let truth = config
+            .patient
+            .t_ct_robot
+            .inverse()
+            .apply(&config.controller.target)
+            .coords
+            .coords;
         (c.len() == 3).then(|| (nalgebra::Vector3::new(c[0], c[1], c[2]) * 1e-3 - truth).norm())
     });
     let _ = writeln!(text, "acus sim — simulated CT-guided biopsy");
@@ -394,10 +407,13 @@ pub fn run_with(
         measured_final_error,
         sim_seconds,
         wall_seconds,
+        startup_seconds,
         check_scans: checks.len(),
         world: config.world.name.clone(),
         fre,
         observed_tre,
+        predicted_tre,
+        last_check: last,
         breath_holds,
         scan_levels,
         record,

@@ -11,6 +11,7 @@ use acus_nodes::Spinner;
 use acus_sim_scanner::{write_series, SeriesInfo};
 use acus_sim_twin::patient::{Imaging, Patient};
 use acus_sim_twin::respiration::Respiration;
+use acus_sim_twin::withdrawal::Shallowest;
 use acus_sim_twin::world::ScannerModel;
 use anyhow::Result;
 use futures::future::BoxFuture;
@@ -29,6 +30,9 @@ pub struct ScanRecord {
     pub dir: PathBuf,
     /// True needle tip at the time, CT (none before the needle is in).
     pub true_tip: Option<acus_control::frames::Point<acus_control::frames::Ct>>,
+    /// True direction of the needle at its tip (unit, hub → tip), CT (none before the needle is in): the axis an
+    /// accuracy study measures the normal distance and the angle error against.
+    pub true_heading: Option<nalgebra::Vector3<f64>>,
     /// True lesion centre at the time (breathing included), CT.
     pub true_lesion: acus_control::frames::Point<acus_control::frames::Ct>,
     /// The organ's breathing displacement at the time, CT, m.
@@ -55,6 +59,8 @@ pub struct SimScanner {
     /// One study and one frame of reference for every scan of this patient on this table, as a scanner keeps them.
     study: SeriesInfo,
     breathing: Option<(Arc<Mutex<Respiration>>, f64)>,
+    /// The shallowest robot pose since the twin last looked (a redirect's withdrawal).
+    shallowest: Option<Arc<Shallowest>>,
     _spinner: Mutex<Spinner>,
 }
 
@@ -87,6 +93,7 @@ impl SimScanner {
             announce: Arc::new(Mutex::new(announce)),
             study: SeriesInfo::new("acus study", seed),
             breathing: None,
+            shallowest: None,
             _spinner: Mutex::new(spinner),
         })
     }
@@ -95,6 +102,12 @@ impl SimScanner {
     /// clock (cycles × `period` s).
     pub fn with_breathing(mut self, respiration: Arc<Mutex<Respiration>>, period: f64) -> Self {
         self.breathing = Some((respiration, period));
+        self
+    }
+
+    /// The needle may be withdrawn and inserted again between two scans: the twin passes through the shallowest pose.
+    pub fn with_withdrawals(mut self, shallowest: Arc<Shallowest>) -> Self {
+        self.shallowest = Some(shallowest);
         self
     }
 }
@@ -112,6 +125,7 @@ impl ScanSource for SimScanner {
             (status.actual, status.cycle)
         };
         let breathing = self.breathing.clone();
+        let shallowest = self.shallowest.clone();
         let series = SeriesInfo {
             series_number: u32::try_from(n).unwrap_or(u32::MAX),
             ..SeriesInfo::new(&name, seed_for(self.seed, n))
@@ -131,17 +145,20 @@ impl ScanSource for SimScanner {
             let written = tokio::task::spawn_blocking(move || -> Result<(PathBuf, ScanRecord), String> {
                 let mut patient = patient.lock().map_err(|_| "patient state poisoned".to_owned())?;
                 let mut t = 0.0;
-                match &breathing {
+                let low = shallowest.as_ref().and_then(|s| s.take());
+                let organ = match &breathing {
                     Some((respiration, period)) => {
                         t = cycle as f64 * period;
-                        let d = respiration
+                        respiration
                             .lock()
                             .map_err(|_| "breathing state poisoned".to_owned())?
-                            .displacement(t);
-                        patient.sync_breathing(&q, d).map_err(|e| e.to_string())?;
+                            .displacement(t)
                     }
-                    None => patient.sync(&q).map_err(|e| e.to_string())?,
-                }
+                    None => patient.organ_offset(),
+                };
+                patient
+                    .sync_through(low.as_ref(), &q, organ)
+                    .map_err(|e| e.to_string())?;
                 let f = protocol_file;
                 let protocol = match purpose {
                     ScanPurpose::Planning => patient.planning_protocol(f.pixel, f.slice, &imaging, seed),
@@ -162,6 +179,7 @@ impl ScanSource for SimScanner {
                     purpose,
                     dir: dir.clone(),
                     true_tip: patient.tip(),
+                    true_heading: patient.needle().map(|n| n.heading().into_inner()),
                     true_lesion: patient.lesion(),
                     organ_offset: patient.organ_offset(),
                     t,

@@ -78,8 +78,7 @@ impl Recording {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let recorder = Arc::new(Recorder::create(path).with_context(|| format!("recording into {}", path.display()))?);
-        let node = RecorderNode::start(ctx, "recorder", Arc::clone(&recorder), topics)
-            .context("the recorder node")?;
+        let node = RecorderNode::start(ctx, "recorder", Arc::clone(&recorder), topics).context("the recorder node")?;
         Ok(Self {
             node: Some(node),
             recorder,
@@ -296,7 +295,10 @@ pub fn start(
     let registration = if attached.external_registration {
         None
     } else {
-        Some(registration::start(&ctx, registration_config(controller_config, fiducials))?)
+        Some(registration::start(
+            &ctx,
+            registration_config(controller_config, fiducials),
+        )?)
     };
 
     let mut scanner = SimScanner::start(
@@ -312,11 +314,19 @@ pub fn start(
     // belt and the breathing instructions travel over ROS.
     let model = config.world.patient.breathing.unwrap_or(RespirationModel::STILL);
     let respiration = Arc::new(Mutex::new(Respiration::new(&model, seed)));
-    scanner = scanner.with_breathing(Arc::clone(&respiration), period.as_secs_f64());
+    let (shallowest, withdrawals) = crate::withdrawal::watch_withdrawals(motion.status());
+    scanner = scanner
+        .with_breathing(Arc::clone(&respiration), period.as_secs_f64())
+        .with_withdrawals(Arc::clone(&shallowest));
     let breathing = crate::breathing::start(
         &ctx,
         Arc::clone(&respiration),
-        config.world.patient.breathing.is_some().then(|| Arc::clone(&patient)),
+        config
+            .world
+            .patient
+            .breathing
+            .is_some()
+            .then(|| (Arc::clone(&patient), shallowest)),
         motion.status(),
         period.as_secs_f64(),
     )?;
@@ -344,7 +354,7 @@ pub fn start(
         igtl_addr = Some(bridge.local_addr);
         nodes.push(bridge.node);
     }
-    nodes.push(RunningNode::new_tasks(vec![follow]));
+    nodes.push(RunningNode::new_tasks(vec![follow, withdrawals]));
     Ok(SimSystem {
         ctx,
         motion,
@@ -536,6 +546,8 @@ pub fn controller_settings(c: &ControllerConfig) -> Result<ProcedureSettings> {
             } else {
                 f64::INFINITY
             },
+            max_redirect_angle: f.redirect.max_angle,
+            max_redirects: f.redirect.max_count,
             ..ProcedureConfig::default()
         },
         gate: c.gate.clone(),
@@ -550,6 +562,7 @@ pub fn controller_settings(c: &ControllerConfig) -> Result<ProcedureSettings> {
         },
         done_within: f.done_within,
         min_correction_depth: f.min_correction_depth,
+        redirect_depth: f.redirect.depth,
         lesion: Some((f.lesion.radius, f.lesion.contrast_hu)),
         needle: NeedleSpec {
             radius: f.needle.diameter / 2.0,

@@ -15,7 +15,6 @@ use common::{spawn_serving, terminate};
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml");
 
-
 #[test]
 fn a_biopsy_runs_with_the_registration_node_in_a_process_of_its_own() {
     isolated(|| {
@@ -52,7 +51,10 @@ fn a_biopsy_runs_with_the_registration_node_in_a_process_of_its_own() {
             println!("{:<24} {}: {}", a.service, a.success, a.message);
         }
         assert!(robot_exit.success(), "acus sim --serve exited {robot_exit}");
-        assert!(registration_exit.success(), "acus registration exited {registration_exit}");
+        assert!(
+            registration_exit.success(),
+            "acus registration exited {registration_exit}"
+        );
         let register = log
             .answers
             .iter()

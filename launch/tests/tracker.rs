@@ -24,9 +24,9 @@ use acus_launch::operator::{BiopsyLog, Operator};
 use acus_nodes::testing::isolated;
 
 mod common;
-use common::{spawn_serving, terminate};
 use acus_nodes::Spinner;
 use acus_sim_serial::ndi::SimNdiConfig;
+use common::{spawn_serving, terminate};
 use futures::StreamExt;
 use nalgebra::{Isometry3, Matrix3, Quaternion, Translation3, UnitQuaternion, Vector3};
 use r2r::geometry_msgs::msg::{PointStamped, PoseStamped, TransformStamped};
@@ -38,7 +38,6 @@ const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml");
 const WORLD: &str = "realistic";
 /// Tips of the still needle compared with the truth.
 const STILL: usize = 300;
-
 
 fn seconds(stamp: &r2r::builtin_interfaces::msg::Time) -> f64 {
     f64::from(stamp.sec) + f64::from(stamp.nanosec) * 1e-9
@@ -60,7 +59,12 @@ fn lever(v: &Vector3<f64>, sigma_r: f64) -> Matrix3<f64> {
 /// A pose of truth.json (`xyz_m`, `xyzw`).
 fn true_pose(v: &serde_json::Value) -> Isometry3<f64> {
     let t = mm3(&v["xyz_m"]) * 1e3;
-    let q: Vec<f64> = v["xyzw"].as_array().unwrap().iter().map(|c| c.as_f64().unwrap()).collect();
+    let q: Vec<f64> = v["xyzw"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_f64().unwrap())
+        .collect();
     Isometry3::from_parts(
         Translation3::from(t),
         UnitQuaternion::from_quaternion(Quaternion::new(q[3], q[0], q[1], q[2])),
@@ -84,7 +88,16 @@ fn the_tracked_tip_is_the_twins_needle_within_the_trackers_noise() {
         let out = tempfile::tempdir().unwrap();
         let mut acus = spawn_serving(
             &[
-                "sim", "--serve", "--tracker", "sim", "--world", WORLD, "--seed", "4", "--config", CONFIG,
+                "sim",
+                "--serve",
+                "--tracker",
+                "sim",
+                "--world",
+                WORLD,
+                "--seed",
+                "4",
+                "--config",
+                CONFIG,
             ],
             Some(out.path()),
         );
@@ -310,7 +323,12 @@ fn the_tracked_tip_is_the_twins_needle_within_the_trackers_noise() {
 
         // The tracker's topics are in the procedure record, with the procedure's own.
         let record = acus_record::summary(&acus_launch::run::record_path(out.path())).unwrap();
-        for topic in ["/tracker/reference", "/tracker/needle", "/needle/tip_tracked", "/procedure/state"] {
+        for topic in [
+            "/tracker/reference",
+            "/tracker/needle",
+            "/needle/tip_tracked",
+            "/procedure/state",
+        ] {
             let count = record.counts.get(topic).copied().unwrap_or(0);
             println!("record: {topic} {count}");
             assert!(count > 0, "{topic} not recorded");

@@ -18,7 +18,7 @@ fn load(world: &str) -> SimConfig {
 fn told(config: &SimConfig) -> String {
     let s = controller_settings(&config.controller).unwrap();
     format!(
-        "{:?} {:?} {:?} {:?} {:?} {} {} {} {} {} {:?} {:?} {:?}",
+        "{:?} {:?} {:?} {:?} {:?} {} {} {} {} {} {} {:?} {:?} {:?}",
         s.planner,
         s.gate,
         s.entry,
@@ -29,6 +29,7 @@ fn told(config: &SimConfig) -> String {
         s.insertion_speed,
         s.done_within,
         s.min_correction_depth,
+        s.redirect_depth,
         s.needle,
         s.machine,
         s.axis_prior

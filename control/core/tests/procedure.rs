@@ -64,7 +64,10 @@ fn happy_path_through_every_stage() {
     let lower = model().limit(Joint::Insertion).lower;
     assert_eq!(
         p.handle(Event::RetractRequested).unwrap(),
-        vec![Action::RetractTo { insertion: lower }]
+        vec![Action::RetractTo {
+            insertion: lower,
+            motion: Motion::Retract
+        }]
     );
     assert_eq!(p.handle(Event::Retracted).unwrap(), vec![]);
     assert_eq!(p.stage(), &Stage::Done);
@@ -256,7 +259,13 @@ fn estop_mid_insertion_quick_stops_and_only_an_operator_request_moves_again() {
     assert_eq!(p.handle(Event::EnableChanged(true)).unwrap(), vec![]);
     // The operator chooses to retract instead of continuing.
     let actions = p.handle(Event::RetractRequested).unwrap();
-    assert_eq!(actions, vec![Action::RetractTo { insertion: 0.0 }]);
+    assert_eq!(
+        actions,
+        vec![Action::RetractTo {
+            insertion: 0.0,
+            motion: Motion::Retract
+        }]
+    );
     feed(&mut p, vec![Event::Retracted]);
     assert_eq!(p.stage(), &Stage::Done);
 }
@@ -440,7 +449,10 @@ fn abort_mid_insertion_holds_and_leaves_only_retraction() {
     assert!(rejected(&mut p, Event::NewProcedure).contains("retract it first"));
     assert_eq!(
         p.handle(Event::RetractRequested).unwrap(),
-        vec![Action::RetractTo { insertion: 0.0 }]
+        vec![Action::RetractTo {
+            insertion: 0.0,
+            motion: Motion::Retract
+        }]
     );
     feed(&mut p, vec![Event::Retracted, Event::NewProcedure]);
     assert_eq!(p.stage(), &Stage::Idle);
@@ -462,4 +474,146 @@ fn a_tip_error_limit_that_is_not_a_number_asks_for_a_correction() {
         "{}",
         p.status()
     );
+}
+
+#[test]
+fn a_correction_too_large_for_the_inserted_needle_is_made_as_a_redirect_after_a_withdrawal() {
+    let mut p = armed();
+    let mut events = to_aligned();
+    events.extend([
+        Event::InsertStepRequested,
+        Event::StepDone,
+        Event::CheckScanAnalysed { tip_error: 4e-3 },
+    ]);
+    feed(&mut p, events);
+    let depth_after_step = plan().steps()[0].insertion;
+    let axis = nalgebra::Unit::new_normalize(plan().direction().cross(&nalgebra::Vector3::z()));
+    let turned =
+        |deg: f64| nalgebra::UnitQuaternion::from_axis_angle(&axis, deg.to_radians()) * plan().direction().into_inner();
+    let redirect = |deg: f64, withdraw_depth: f64| {
+        planner(Default::default()).redirect(
+            plan().entry(),
+            turned(deg),
+            plan().depth(),
+            depth_after_step,
+            withdraw_depth,
+            plan().correction_limit(),
+        )
+    };
+    // 10° is too much for the inserted needle (5°) but not for a redirect (15°).
+    let re = redirect(10.0, 0.010).unwrap();
+    let w = re.withdraw_to().unwrap();
+    assert!(w < depth_after_step - 1e-3, "withdraws: {w} from {depth_after_step}");
+    // A redirect may not "withdraw" deeper than the tip nor out of the skin.
+    assert!(matches!(
+        redirect(10.0, 0.2),
+        Err(acus_control::planning::PlanningError::BadWithdrawal { .. })
+    ));
+    assert!(matches!(
+        redirect(10.0, 0.0),
+        Err(acus_control::planning::PlanningError::BadWithdrawal { .. })
+    ));
+    // The needle first comes back along its own axis (only the insertion joint moves), then turns, then inserts.
+    assert_eq!(
+        p.handle(Event::Replanned(re.clone())).unwrap(),
+        vec![Action::RetractTo {
+            insertion: w,
+            motion: Motion::Withdraw
+        }]
+    );
+    assert_eq!(p.stage(), &Stage::Withdrawing);
+    // Released enable mid-withdrawal: paused, and resumed by the operator's align request.
+    feed(&mut p, vec![Event::EnableChanged(false)]);
+    assert!(matches!(
+        p.stage(),
+        Stage::Paused {
+            interrupted: Motion::Withdraw,
+            ..
+        }
+    ));
+    feed(&mut p, vec![Event::EnableChanged(true)]);
+    assert_eq!(
+        p.handle(Event::AlignRequested).unwrap(),
+        vec![Action::RetractTo {
+            insertion: w,
+            motion: Motion::Withdraw
+        }]
+    );
+    assert_eq!(
+        p.handle(Event::Withdrawn).unwrap(),
+        vec![Action::MoveTo {
+            goal: re.reorient_goal(),
+            motion: Motion::Reorient
+        }]
+    );
+    feed(&mut p, vec![Event::Aligned]);
+    assert_eq!(p.stage(), &Stage::ReadyToInsert { next: 1 });
+    assert_eq!(p.steps(), re.steps());
+    assert!(
+        (re.steps()[0].goal.insertion() - w) > 1e-3,
+        "the first step inserts from the withdrawn depth"
+    );
+
+    // Beyond the redirect limit: refused with the numbers, and nothing moves.
+    let mut q = armed();
+    let mut ev = to_aligned();
+    ev.extend([
+        Event::InsertStepRequested,
+        Event::StepDone,
+        Event::CheckScanAnalysed { tip_error: 4e-3 },
+    ]);
+    feed(&mut q, ev);
+    let too_far = redirect(20.0, 0.010).unwrap();
+    assert_eq!(
+        rejected(&mut q, Event::Replanned(too_far)),
+        "cannot re-orient: the correction turns the inserted needle by 20.00°, more than 15.00°; retract first"
+    );
+    assert!(matches!(q.stage(), Stage::NeedsCorrection { .. }));
+    // A withdrawal report out of turn is refused.
+    assert!(rejected(&mut q, Event::Withdrawn).contains("withdrawing for a redirect"));
+}
+
+#[test]
+fn redirects_are_limited_per_procedure() {
+    let mut p = Procedure::new(ProcedureConfig {
+        max_redirects: 1,
+        ..ProcedureConfig::default()
+    });
+    feed(&mut p, vec![Event::EStop(false), Event::EnableChanged(true)]);
+    let mut events = to_aligned();
+    events.extend([
+        Event::InsertStepRequested,
+        Event::StepDone,
+        Event::CheckScanAnalysed { tip_error: 4e-3 },
+    ]);
+    feed(&mut p, events);
+    let redirect = |p: &Procedure| {
+        let insertion = p.step(p.planned_steps() - 1).map_or(0.0, |s| s.insertion);
+        planner(Default::default())
+            .redirect(
+                plan().entry(),
+                plan().direction().into_inner(),
+                plan().depth(),
+                insertion,
+                0.010,
+                plan().correction_limit(),
+            )
+            .unwrap()
+    };
+    let first = redirect(&p);
+    feed(&mut p, vec![Event::Replanned(first), Event::Withdrawn, Event::Aligned]);
+    feed(
+        &mut p,
+        vec![
+            Event::InsertStepRequested,
+            Event::StepDone,
+            Event::CheckScanAnalysed { tip_error: 4e-3 },
+        ],
+    );
+    let second = redirect(&p);
+    assert_eq!(
+        rejected(&mut p, Event::Replanned(second)),
+        "cannot re-orient: 1 redirects made, the most one procedure allows; retract and plan again on a new scan"
+    );
+    assert!(matches!(p.stage(), Stage::NeedsCorrection { .. }));
 }

@@ -284,7 +284,11 @@ fn detections_heard_from_another_process_are_registered_and_gated_and_a_nan_one_
     .unwrap();
     for (i, p) in model.points().iter().enumerate() {
         let mapped = gated.t_robot_ct().apply(&t.apply(p));
-        assert!(mapped.distance(p) < 1e-9, "fiducial {i} maps {:.2e} m off", mapped.distance(p));
+        assert!(
+            mapped.distance(p) < 1e-9,
+            "fiducial {i} maps {:.2e} m off",
+            mapped.distance(p)
+        );
     }
     det[3] = Point::xyz(f64::NAN, 0.0, 0.0);
     match acus_control::registration::register_and_gate(

@@ -16,10 +16,12 @@ use acus_control::registration::QualityGate;
 use acus_ethercat::cycle::Fault;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::check::{analyse, CheckInput, CheckResult, CheckScanError, PerformedStep};
+use crate::check::{withdraw_steps, CheckResult, CheckScanError, PerformedStep, Redirect};
 use crate::gating::{gated_insert, gated_scan, BeltSample, Gate, GatingError};
 use crate::motion::{Motion, MotionError};
 use crate::{Answer, ExecutiveFault, Input, Op, ProcedureSettings, Report, ScanPurpose, ScanSource};
+
+mod steering;
 
 type Job = Pin<Box<dyn Future<Output = Done> + Send>>;
 
@@ -55,6 +57,12 @@ pub(crate) struct Actor {
     target: Option<acus_control::frames::Point<acus_control::frames::Ct>>,
     performed: Vec<PerformedStep>,
     correction: Option<Replan>,
+    /// The redirect the last check scan offered, for when no correction of the inserted needle reaches the target.
+    redirect: Option<Redirect>,
+    /// Why the last check scan offered no correction, if it did not.
+    no_correction: Option<String>,
+    /// Check scans analysed in this plan's procedure (they number on across redirects).
+    check_scans: usize,
     /// Latest estimate of the target (CT): the plan's, then as found on each check scan.
     target_seen: Option<acus_control::frames::Point<acus_control::frames::Ct>>,
     /// Where the tip is expected after the next step (CT), from the last correction.
@@ -84,7 +92,9 @@ impl Actor {
         reports: mpsc::UnboundedSender<Report>,
         belt: tokio::sync::watch::Receiver<Option<BeltSample>>,
     ) -> Self {
-        let breath = s.gating.map(|g| Gate::new(g, belt, reports.clone(), motion.time_wanted()));
+        let breath = s
+            .gating
+            .map(|g| Gate::new(g, belt, reports.clone(), motion.time_wanted()));
         Self {
             breath,
             frame_of_reference: None,
@@ -98,6 +108,9 @@ impl Actor {
             reports,
             performed: Vec::new(),
             correction: None,
+            redirect: None,
+            no_correction: None,
+            check_scans: 0,
             target_seen: None,
             expected_tip: None,
             reply: None,
@@ -202,7 +215,7 @@ impl Actor {
                 Action::MoveTo { goal, motion } => {
                     let speed = match motion {
                         Move::Align | Move::Reorient => self.s.align_speed,
-                        Move::Insert { .. } | Move::Retract => self.s.insertion_speed,
+                        Move::Insert { .. } | Move::Withdraw | Move::Retract => self.s.insertion_speed,
                     };
                     let handle = self.motion.clone();
                     job = match (&self.breath, motion) {
@@ -215,74 +228,23 @@ impl Actor {
                                 }
                             }) as Job)
                         }
-                        _ => Some(Box::pin(async move { Done::Moved(motion, handle.move_to(goal, speed).await) }) as Job),
+                        _ => {
+                            Some(Box::pin(async move { Done::Moved(motion, handle.move_to(goal, speed).await) }) as Job)
+                        }
                     };
                 }
-                Action::RetractTo { insertion } => {
+                Action::RetractTo { insertion, motion } => {
                     let mut goal = self.motion.status().borrow().actual;
                     goal.0[5] = insertion;
                     let (handle, speed) = (self.motion.clone(), self.s.insertion_speed);
                     job = Some(Box::pin(async move {
-                        Done::Moved(Move::Retract, handle.move_to(goal, speed).await)
+                        Done::Moved(motion, handle.move_to(goal, speed).await)
                     }));
                 }
                 Action::AcquireCheckScan { step } => job = self.check_scan(step),
             }
         }
         job
-    }
-
-    fn check_scan(&mut self, step: usize) -> Option<Job> {
-        let (Some(plan), Some(registration)) = (self.machine.plan(), self.machine.registration()) else {
-            self.fail("check scan: no plan or registration");
-            return None;
-        };
-        let t_ct_robot = registration.t_robot_ct().inverse();
-        let planned_tip = self
-            .machine
-            .step(step)
-            .map(|s| t_ct_robot.apply(&self.s.planner.model().forward(&s.goal).tip))
-            .unwrap_or_else(|| plan.target_ct());
-        let input = CheckInput {
-            planner: self.s.planner.clone(),
-            t_robot_ct: registration.t_robot_ct(),
-            entry_ct: plan.entry_ct(),
-            target_ct: self.target_seen.unwrap_or_else(|| plan.target_ct()),
-            plan: plan.clone(),
-            lesion: self.s.lesion,
-            q: self.motion.status().borrow().actual,
-            expected_tip: self.expected_tip.take().unwrap_or(planned_tip),
-            last_step: step + 1 >= self.machine.planned_steps(),
-            steps: self.performed.clone(),
-            curvature_prior: self.s.curvature_prior,
-            axis_prior: self.s.axis_prior,
-            needle: self.s.needle,
-            done_within: self.s.done_within,
-            min_correction_depth: self.s.min_correction_depth,
-            frame_of_reference: self.frame_of_reference.clone(),
-        };
-        let purpose = ScanPurpose::Check { step };
-        let (scanner, gate) = (Arc::clone(&self.scanner), self.breath.clone());
-        let reports = self.reports.clone();
-        Some(Box::pin(async move {
-            let scan = match gated_scan(gate, scanner, purpose).await {
-                Ok(scan) => scan,
-                Err(e) => return Done::Checked(step, Err(CheckScanError::Gating(e))),
-            };
-            let result = match scan {
-                Ok(dir) => {
-                    let _ = reports.send(Report::Scan {
-                        purpose,
-                        dir: dir.clone(),
-                    });
-                    tokio::task::spawn_blocking(move || analyse(&dir, &input).map(|r| (dir, r)))
-                        .await
-                        .unwrap_or_else(|e| Err(CheckScanError::Analysis(e.to_string())))
-                }
-                Err(e) => Err(CheckScanError::NotAcquired(e)),
-            };
-            Done::Checked(step, result)
-        }))
     }
 
     /// Interrupt the chain in flight (its job is dropped by the caller).
@@ -453,33 +415,7 @@ impl Actor {
                 self.plan_now()
             }
             Op::Align => self.feed(Event::AlignRequested),
-            Op::InsertStep => {
-                let correction = self.correction.take().filter(|_| self.s.correct);
-                if let Some(replan) = correction {
-                    let pivot = replan.direction().angle(
-                        &self
-                            .s
-                            .planner
-                            .model()
-                            .forward(&self.motion.status().borrow().actual)
-                            .direction,
-                    );
-                    match self.machine.handle(Event::Replanned(replan)) {
-                        Ok(actions) => {
-                            if pivot > 1e-6 {
-                                self.say(format!("re-aimed by {:.2}° about the entry", pivot.to_degrees()));
-                            }
-                            self.then = Some(Event::InsertStepRequested);
-                            return self.perform(actions);
-                        }
-                        Err(r) => {
-                            tracing::warn!("correction not applied: {r}");
-                            self.say(format!("correction not applied: {r}"));
-                        }
-                    }
-                }
-                self.feed(Event::InsertStepRequested)
-            }
+            Op::InsertStep => self.insert_step(),
             Op::Confirm => self.feed(Event::ConfirmRequested),
             Op::Retract => self.feed(Event::RetractRequested),
             Op::Abort => self.feed(Event::AbortRequested),
@@ -489,6 +425,8 @@ impl Actor {
                 }
                 self.performed.clear();
                 self.correction = None;
+                self.redirect = None;
+                self.check_scans = 0;
                 self.feed(Event::NewProcedure)
             }
             Op::Reset => {
@@ -549,6 +487,8 @@ impl Actor {
                 );
                 self.performed.clear();
                 self.correction = None;
+                self.redirect = None;
+                self.check_scans = 0;
                 self.target_seen = None;
                 self.expected_tip = None;
                 let job = self.feed(Event::Planned(plan));
@@ -606,7 +546,7 @@ impl Actor {
             Done::Moved(motion, Ok(q)) => {
                 let event = match motion {
                     Move::Align | Move::Reorient => Event::Aligned,
-                    Move::Insert { .. } => {
+                    Move::Insert { step } => {
                         let before = self.performed.iter().map(|s| s.length).sum::<f64>();
                         let state = self.s.planner.model().forward(&q);
                         self.performed.push(PerformedStep {
@@ -617,15 +557,21 @@ impl Actor {
                         });
                         self.say(format!(
                             "step {} (of {} planned) inserted to {:.1} mm",
-                            self.performed.len(),
+                            step + 1,
                             self.machine.planned_steps(),
                             q.insertion() * 1e3
                         ));
                         Event::StepDone
                     }
+                    Move::Withdraw => {
+                        withdraw_steps(&mut self.performed, q.insertion());
+                        self.say(format!("needle withdrawn to {:.1} mm", q.insertion() * 1e3));
+                        Event::Withdrawn
+                    }
                     Move::Retract => {
                         self.performed.clear();
                         self.correction = None;
+                        self.redirect = None;
                         self.say("needle retracted");
                         Event::Retracted
                     }
@@ -653,7 +599,8 @@ impl Actor {
                     last.observed_tip = Some(result.tip_ct);
                     last.observed_shaft = result.shaft;
                 }
-                let n = self.performed.len();
+                self.check_scans += 1;
+                let n = self.check_scans;
                 self.say(format!(
                     "check scan {n}: tip {:.2} mm from the target, {:.2} mm from where it was expected",
                     result.to_target * 1e3,
@@ -668,6 +615,8 @@ impl Actor {
                 self.target_seen = Some(result.target_ct);
                 self.expected_tip = result.next_expected_tip;
                 self.correction = result.replan.clone();
+                self.redirect = result.redirect.clone();
+                self.no_correction = result.no_correction.clone();
                 let tip_error = result.tip_error;
                 let _ = self.reports.send(Report::CheckScan {
                     n,
@@ -686,6 +635,15 @@ impl Actor {
         }
     }
 
+    /// The needle direction the robot holds now (robot base).
+    fn current_direction(&self) -> nalgebra::Unit<nalgebra::Vector3<f64>> {
+        self.s
+            .planner
+            .model()
+            .forward(&self.motion.status().borrow().actual)
+            .direction
+    }
+
     fn publish_state(&mut self) {
         let stage = self.machine.stage();
         if self.last_stage.as_ref() != Some(stage) {
@@ -695,4 +653,3 @@ impl Actor {
         }
     }
 }
-

@@ -140,7 +140,9 @@ impl HoldJudge {
         let (lo, hi) = self
             .recent
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), r| (l.min(r.value), h.max(r.value)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), r| {
+                (l.min(r.value), h.max(r.value))
+            });
         let width = g.window * g.gain.abs();
         if !g.gated {
             return Verdict::Open { level };
@@ -341,7 +343,9 @@ impl Gate {
                                 limit_s: self.settings.hold_limit,
                             };
                         }
-                        let offset_mm = self.reference().map_or(f64::NAN, |r| (s.value - r) / self.settings.gain * 1e3);
+                        let offset_mm = self
+                            .reference()
+                            .map_or(f64::NAN, |r| (s.value - r) / self.settings.gain * 1e3);
                         return GatingError::LeftWindow { offset_mm };
                     }
                 }
@@ -460,7 +464,11 @@ mod tests {
         let verdict = (0..1000)
             .map(|i| (i, j.feed(at(i as f64 * 0.04, 1.6), reference)))
             .find(|(_, v)| *v != Verdict::Wait);
-        assert_eq!(verdict, Some((50, Verdict::Missed)), "judged once the settle time has passed");
+        assert_eq!(
+            verdict,
+            Some((50, Verdict::Missed)),
+            "judged once the settle time has passed"
+        );
         assert!((j.last_level.unwrap_or(0.0) / 25.0 - 1.6).abs() < 1e-9);
         // A level that never steadies (a slow 3 mm ramp every second) is given up at the hold limit.
         let mut j = HoldJudge::new(settings(true));
@@ -470,7 +478,10 @@ mod tests {
                 (t, j.feed(at(t, 3.0 * (t % 1.0)), reference))
             })
             .find(|(_, v)| *v != Verdict::Wait);
-        assert!(matches!(verdict, Some((t, Verdict::Expired)) if t > 20.0), "{verdict:?}");
+        assert!(
+            matches!(verdict, Some((t, Verdict::Expired)) if t > 20.0),
+            "{verdict:?}"
+        );
     }
 
     #[test]
@@ -479,14 +490,19 @@ mod tests {
         for i in 0..400 {
             let t = i as f64 * 0.04;
             let mm = 12.0 * (core::f64::consts::PI * t / 4.0).sin().powi(6);
-            assert!(!matches!(j.feed(at(t, mm), Some(0.0)), Verdict::Open { .. }), "opened at {t} s");
+            assert!(
+                !matches!(j.feed(at(t, mm), Some(0.0)), Verdict::Open { .. }),
+                "opened at {t} s"
+            );
         }
     }
 
     #[test]
     fn ungated_goes_after_the_settle_time_whatever_the_level() {
         let mut j = HoldJudge::new(settings(false));
-        let v = (0..60).map(|i| j.feed(at(i as f64 * 0.04, 5.0), Some(0.0))).find(|v| *v != Verdict::Wait);
+        let v = (0..60)
+            .map(|i| j.feed(at(i as f64 * 0.04, 5.0), Some(0.0)))
+            .find(|v| *v != Verdict::Wait);
         assert!(matches!(v, Some(Verdict::Open { .. })), "{v:?}");
     }
 

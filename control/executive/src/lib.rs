@@ -78,6 +78,9 @@ pub struct ProcedureSettings {
     /// Below this remaining depth (m) the needle is not re-aimed (a pivot would sweep the inserted needle through the
     /// tissue for little lateral gain), only advanced along its own axis to the target's depth.
     pub min_correction_depth: f64,
+    /// Tip depth below the entry (m) a redirect withdraws the needle to before it re-aims: above the organ, in the
+    /// subcutaneous tissue.
+    pub redirect_depth: f64,
     /// The lesion to find again on each check scan: radius (m) and contrast to the surrounding tissue (HU), as read off
     /// the planning scan; none to keep aiming at the planned target.
     pub lesion: Option<(f64, f64)>,

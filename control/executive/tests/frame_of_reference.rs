@@ -5,7 +5,7 @@
 use acus_control::frames::Point;
 use acus_executive::check::same_frame_of_reference;
 use acus_executive::CheckScanError;
-use acus_sim_scanner::{scan, write_series, ScanProtocol, Scene, Shape, SeriesInfo};
+use acus_sim_scanner::{scan, write_series, ScanProtocol, Scene, SeriesInfo, Shape};
 use nalgebra::{Point3, Vector3};
 
 fn series(dir: &std::path::Path, info: &SeriesInfo) -> Option<String> {
@@ -82,7 +82,11 @@ fn the_procedure_refuses_a_check_scan_of_another_frame_of_reference() {
         common::ready_to_insert(&exec, b.out.path(), &b.fiducials).await;
         let step = exec.request(acus_executive::Op::InsertStep).await;
         println!("{}", step.text);
-        assert!(!step.ok && step.text.contains("another frame of reference"), "{}", step.text);
+        assert!(
+            !step.ok && step.text.contains("another frame of reference"),
+            "{}",
+            step.text
+        );
         let mut refused = false;
         while let Ok(report) = running.reports.try_recv() {
             if let acus_executive::Report::Fault(acus_executive::ExecutiveFault::CheckScan {

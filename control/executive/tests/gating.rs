@@ -138,7 +138,11 @@ fn a_step_with_no_good_hold_is_refused_and_the_needle_held() {
         level.set(2.0);
         let answer = exec.request(Op::InsertStep).await;
         println!("{}", answer.text);
-        assert!(!answer.ok && answer.text.contains("no breath-hold within ±1.0 mm"), "{}", answer.text);
+        assert!(
+            !answer.ok && answer.text.contains("no breath-hold within ±1.0 mm"),
+            "{}",
+            answer.text
+        );
         assert!(answer.text.contains("+2.0 mm"), "{}", answer.text);
         let moved = b.motion.status().borrow().actual.insertion() - start;
         assert!(moved.abs() < 1e-6, "moved {moved} m");

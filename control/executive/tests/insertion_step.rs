@@ -45,7 +45,11 @@ fn an_insertion_step_runs_without_ros_and_a_consoles_estop_stops_the_next() {
         assert!(ask(Op::Power(true)).await.ok);
         // No registration comes: the plan waits a bounded time, then is refused, saying why.
         let unregistered = ask(Op::Plan).await;
-        assert!(!unregistered.ok && unregistered.text.contains("no registration within"), "{}", unregistered.text);
+        assert!(
+            !unregistered.ok && unregistered.text.contains("no registration within"),
+            "{}",
+            unregistered.text
+        );
         // The plan request goes first and waits for the registration, as over ROS, where the registration node's
         // detections may arrive after its caller has moved on: the procedure fits and gates them itself.
         let (planned, ()) = tokio::join!(ask(Op::Plan), async {

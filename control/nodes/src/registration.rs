@@ -115,8 +115,11 @@ pub fn register_series(
     })?;
     let params = RegistrationParams::for_model(model);
     let mut workspace = DetectionWorkspace::new();
-    let spheres = detect_spheres(&volume, &params.detection, &mut workspace)
-        .map_err(|source| RegisterError::Register { dir: name.clone(), source })?;
+    let spheres =
+        detect_spheres(&volume, &params.detection, &mut workspace).map_err(|source| RegisterError::Register {
+            dir: name.clone(),
+            source,
+        })?;
     found.extend(spheres.spheres.iter().map(|d| d.center));
     let registration = register_points(model, found, &params.matching)
         .map_err(|source| RegisterError::Register { dir: name, source })?;

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use acus_control::frames::{Ct, Point, RobotBase, Transform};
 use acus_control::registration::{register_and_gate, FiducialModel, MatchParams, QualityGate};
-use futures::StreamExt;
-use r2r::geometry_msgs::msg::PoseArray;
 use acus_nodes::registration::{self, RegistrationConfig};
 use acus_nodes::testing::{isolated, peer_script, Peer};
 use acus_sim_scanner::{scan, write_series, PhantomBody, ScanProtocol, Scene, SeriesInfo, FIDUCIAL_HU};
+use futures::StreamExt;
 use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion, Vector3};
+use r2r::geometry_msgs::msg::PoseArray;
 
 #[test]
 fn rclpy_registers_a_series_and_reads_the_transform() {

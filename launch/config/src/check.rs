@@ -151,6 +151,12 @@ impl SimFile {
             c.min_correction_depth,
             above(0.0, 0.1, "m"),
         )?;
+        number("controller.redirect.depth", c.redirect.depth, above(0.0, 0.1, "m"))?;
+        number(
+            "controller.redirect.max_angle",
+            c.redirect.max_angle,
+            above(0.0, 0.7, "rad"),
+        )?;
         number(
             "controller.planning.max_step",
             c.planning.max_step,

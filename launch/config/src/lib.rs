@@ -10,6 +10,7 @@
 mod check;
 mod error;
 mod joints;
+mod overrides;
 mod respiration;
 mod tracker;
 
@@ -25,6 +26,7 @@ use serde::Deserialize;
 /// The world file's types, for [`Parts`] (and so that a user of this crate needs no direct dependency on the twin).
 pub use acus_sim_twin::world::{WorldError, WorldModel};
 pub use error::ConfigError;
+pub use overrides::Overrides;
 pub use respiration::RespirationFile;
 pub use tracker::{MountFile, TrackerFile};
 
@@ -101,6 +103,34 @@ pub struct ControllerFile {
     /// comparison arm of an accuracy study; `acus sim --no-correction`).
     #[serde(default = "correct_by_default")]
     pub correct_on_check_scans: bool,
+    /// Withdraw-and-redirect, for when no correction of the inserted needle reaches the target.
+    #[serde(default)]
+    pub redirect: RedirectFile,
+}
+
+/// When a check scan finds the needle off course and no correction of the inserted needle reaches the target, the
+/// needle is withdrawn along its track to `depth` below the entry and re-aimed from there.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectFile {
+    /// Tip depth below the entry to withdraw to, m: above the organ's capsule, in the subcutaneous tissue.
+    pub depth: f64,
+    /// Largest turn of the withdrawn needle about the entry, rad.
+    pub max_angle: f64,
+    /// Most redirects in one procedure (each is another pass through the tissue).
+    pub max_count: usize,
+}
+
+impl Default for RedirectFile {
+    /// 15 mm: the subcutaneous layer over the liver (CT-guided liver biopsy practice: withdraw to the subcutaneous
+    /// tissue and redirect); 15°; two redirects.
+    fn default() -> Self {
+        Self {
+            depth: 0.015,
+            max_angle: 15f64.to_radians(),
+            max_count: 2,
+        }
+    }
 }
 
 fn correct_by_default() -> bool {

@@ -40,7 +40,11 @@ impl RespirationFile {
         number(&format!("{SECTION}.gain"), self.gain, within(1e-3, 1e9, "units/m"))?;
         number(&format!("{SECTION}.window"), self.window, within(1e-4, 0.01, "m"))?;
         number(&format!("{SECTION}.settle"), self.settle, within(0.1, 10.0, "s"))?;
-        number(&format!("{SECTION}.hold_limit"), self.hold_limit, within(2.0, 60.0, "s"))?;
+        number(
+            &format!("{SECTION}.hold_limit"),
+            self.hold_limit,
+            within(2.0, 60.0, "s"),
+        )?;
         number(&format!("{SECTION}.recovery"), self.recovery, within(0.0, 60.0, "s"))?;
         number(
             &format!("{SECTION}.attempts"),

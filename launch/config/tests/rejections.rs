@@ -80,6 +80,11 @@ fn an_out_of_range_number_is_refused_by_name() {
     let gate = "controller:\n  registration_gate: { min_fiducials: 2, max_fre_rms: 0.0005, max_fiducial_residual: 0.001, max_predicted_tre: 0.001 }\n";
     let e = refused(&edited("controller:\n", gate));
     assert!(e.contains("controller.registration_gate.min_fiducials"), "{e}");
+    // A redirect depth in millimetres, a turn in degrees.
+    let e = refused(&edited("redirect: { depth: 0.015", "redirect: { depth: 15"));
+    assert!(e.contains("controller.redirect.depth") && e.contains("outside"), "{e}");
+    let e = refused(&edited("max_angle: 0.2618", "max_angle: 15"));
+    assert!(e.contains("controller.redirect.max_angle"), "{e}");
 }
 
 #[test]
@@ -221,9 +226,15 @@ fn files_are_read_relative_to_the_sim_file_and_a_bad_world_is_named() {
 fn a_bad_respiration_section_is_refused_by_name() {
     // Millimetres where metres belong.
     let e = refused(&edited("    window: 0.001\n", "    window: 1.0\n"));
-    assert!(e.contains("controller.respiration.window") && e.contains("outside"), "{e}");
+    assert!(
+        e.contains("controller.respiration.window") && e.contains("outside"),
+        "{e}"
+    );
     let e = refused(&edited("    settle: 2.0\n", "    settle: .nan\n"));
-    assert!(e.contains("controller.respiration.settle") && e.contains("not finite"), "{e}");
+    assert!(
+        e.contains("controller.respiration.settle") && e.contains("not finite"),
+        "{e}"
+    );
     // A hold cannot settle for longer than a patient is asked to hold.
     let e = refused(&edited("    hold_limit: 20.0\n", "    hold_limit: 2.0\n"));
     assert!(e.contains("controller.respiration.settle"), "{e}");

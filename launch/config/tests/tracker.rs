@@ -9,7 +9,10 @@ const SIM: &str = include_str!("../sim.yaml");
 #[test]
 fn the_shipped_tracker_calibration_is_the_rigs_design() {
     let file = SimFile::from_yaml(SIM).unwrap();
-    let tracker = file.controller.tracker.expect("sim.yaml has a controller.tracker section");
+    let tracker = file
+        .controller
+        .tracker
+        .expect("sim.yaml has a controller.tracker section");
     assert_eq!((tracker.reference_handle, tracker.needle_handle), (0x0A, 0x0B));
     let configured = tracker.calibration();
     let design = TrackerRig::design_calibration();

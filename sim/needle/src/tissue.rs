@@ -38,6 +38,17 @@ impl GuidePose {
     }
 }
 
+/// The tip frame at one point of the tip path: what a withdrawal restores.
+#[derive(Clone, Copy, Debug)]
+struct TipFrame {
+    depth: f64,
+    heading: Unit<Vector3<f64>>,
+    bend: Unit<Vector3<f64>>,
+    shift: Vector3<f64>,
+    /// The guide's holder orientation when the tip was there.
+    holder: UnitQuaternion<f64>,
+}
+
 /// A bevel-tip needle in tissue, driven by guide poses and insertion increments (see the crate docs).
 ///
 /// State: the guide pose, the inserted depth (arc length of the tip path beyond the entry), the tip frame (position,
@@ -53,6 +64,8 @@ pub struct NeedleInTissue {
     heading: Unit<Vector3<f64>>,
     bend: Unit<Vector3<f64>>,
     path: Vec<Point3<f64>>,
+    /// The tip frame at each point of `path` (same index), so a withdrawal can put the tip back where it was.
+    frames: Vec<TipFrame>,
     planned_target: Point3<f64>,
     shift: Vector3<f64>,
     rng: XorShiftRng,
@@ -78,6 +91,13 @@ impl NeedleInTissue {
             heading,
             bend,
             path: vec![guide.entry.coords],
+            frames: vec![TipFrame {
+                depth: 0.0,
+                heading,
+                bend,
+                shift: Vector3::zeros(),
+                holder: guide.holder,
+            }],
             planned_target: target.coords,
             shift: Vector3::zeros(),
             rng,
@@ -125,6 +145,13 @@ impl NeedleInTissue {
             self.bend = bend;
             self.tip = guide.entry.coords;
             self.path = vec![guide.entry.coords];
+            self.frames = vec![TipFrame {
+                depth: 0.0,
+                heading,
+                bend,
+                shift: self.shift,
+                holder: guide.holder,
+            }];
             self.guide = guide;
             return Ok(());
         }
@@ -171,8 +198,67 @@ impl NeedleInTissue {
             self.shift += self.heading.into_inner() * pushed;
             self.depth += h;
             self.path.push(self.tip);
+            self.frames.push(self.frame());
         }
         Ok(())
+    }
+
+    /// Pulls the needle back by `length` metres of arc length along the track it cut: the tip returns to where it was
+    /// at that depth, with the heading and bending direction it had there (a withdrawal retraces the track; the tissue
+    /// guides the shaft back along it). The tissue the needle pushed relaxes with it: the target shift goes back to its
+    /// value at that depth (re-inserting pushes it again). A guide pivot with the needle withdrawn then turns the heading
+    /// from there, so re-insertion cuts a new track from the withdrawn tip.
+    pub fn withdraw(&mut self, length: f64) -> Result<(), NeedleError> {
+        if !length.is_finite() {
+            return Err(NeedleError::NotFinite {
+                what: "withdrawal length",
+            });
+        }
+        if length < 0.0 {
+            return Err(NeedleError::NegativeIncrement {
+                increment_mm: -length * 1e3,
+            });
+        }
+        let goal = (self.depth - length).max(0.0);
+        // The last recorded point at or above the goal depth (index 0 is the entry at depth 0); a point within a
+        // nanometre of it is that point (depths are sums of pieces, and a withdrawal by the length inserted since must
+        // land on it, with the heading it had there).
+        let keep = self.frames.iter().rposition(|f| f.depth <= goal + 1e-9).unwrap_or(0);
+        self.path.truncate(keep + 1);
+        self.frames.truncate(keep + 1);
+        let (Some(p), Some(f)) = (self.path.last().copied(), self.frames.last().copied()) else {
+            return Ok(());
+        };
+        self.tip = p;
+        self.depth = f.depth;
+        self.heading = f.heading;
+        self.bend = f.bend;
+        self.shift = f.shift;
+        // Within one integration piece the track is an exact arc: retrace the rest of it without noise.
+        let rest = goal - self.depth;
+        if rest > 1e-9 {
+            self.arc(rest);
+            self.depth = goal;
+            self.path.push(self.tip);
+        } else {
+            self.frames.pop();
+        }
+        // The guide may have turned since the tip was here: the tip frame turns with it as in `set_guide`.
+        let turn = (self.guide.holder * f.holder.inverse()).powf(self.model.pivot_heading_transfer);
+        self.heading = turn * self.heading;
+        self.bend = orthonormal(&self.heading, &(turn * self.bend));
+        self.frames.push(self.frame());
+        Ok(())
+    }
+
+    fn frame(&self) -> TipFrame {
+        TipFrame {
+            depth: self.depth,
+            heading: self.heading,
+            bend: self.bend,
+            shift: self.shift,
+            holder: self.guide.holder,
+        }
     }
 
     /// One exact arc of length `h`: the heading turns towards the bending direction at rate κ (Webster et al. 2006 with

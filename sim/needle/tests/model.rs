@@ -260,3 +260,64 @@ fn a_small_slide_of_the_guide_drags_the_skin_and_leaves_the_tip() {
     };
     assert!(matches!(needle.set_guide(too_far), Err(NeedleError::EntryMoved { .. })));
 }
+
+#[test]
+fn a_withdrawal_retraces_the_track_and_a_redirect_cuts_a_new_one_from_there() {
+    // A noisy needle, so that the track is not a closed form and only the recorded frames can put the tip back.
+    let model = TissueModel {
+        heading_noise: 0.05,
+        seed: 7,
+        ..TissueModel::default()
+    };
+    let g = guide(Vector3::new(0.1, 1.0, 0.05), 0.4);
+    let mut needle = NeedleInTissue::new(model.clone(), g, Point::xyz(0.03, 0.07, 0.03)).unwrap();
+    needle.advance(0.0153).unwrap();
+    let (tip_at, heading_at, shift_at) = (needle.tip(), needle.heading(), needle.target_shift());
+    needle.advance(0.0647).unwrap();
+    assert!((needle.depth() - 0.08).abs() < 1e-12);
+    let path_before = needle.path();
+
+    // Back to 15.3 mm (mid-piece: the integration pieces are 1 mm): the tip, its heading and the tissue's push are
+    // what they were there, and the track beyond is gone.
+    needle.withdraw(0.0647).unwrap();
+    assert!((needle.depth() - 0.0153).abs() < 1e-12);
+    assert!(
+        needle.tip().distance(&tip_at) < 1e-12,
+        "{} m",
+        needle.tip().distance(&tip_at)
+    );
+    assert!(needle.heading().angle(&heading_at) < 1e-12);
+    assert!((needle.target_shift() - shift_at).norm() < 1e-15);
+    let path = needle.path();
+    assert!(path.len() < path_before.len());
+    for (p, q) in path.iter().zip(&path_before).take(path.len() - 1) {
+        assert!(p.distance(q) < 1e-15);
+    }
+
+    // Turned 8° about the entry, the tip's heading turns with it and the needle cuts a new track from the withdrawn tip.
+    let axis = Unit::new_normalize(g.direction().cross(&Vector3::x()));
+    let turned = GuidePose {
+        holder: UnitQuaternion::from_axis_angle(&axis, 8f64.to_radians()) * g.holder,
+        ..g
+    };
+    needle.set_guide(turned).unwrap();
+    let expected = UnitQuaternion::from_axis_angle(&axis, 8f64.to_radians()) * heading_at;
+    assert!(needle.heading().angle(&expected) < 1e-12);
+    needle.advance(0.03).unwrap();
+    let old_tip_at_45 = path_before[45].coords;
+    let new_tip = needle.tip().coords;
+    // 30 mm at 8° off: about 4.2 mm from where the old track was at the same depth (noise and curvature aside).
+    let apart = (new_tip.coords - old_tip_at_45.coords).norm();
+    assert!((3.5e-3..5.0e-3).contains(&apart), "{apart} m");
+
+    // Withdrawing past the entry leaves the needle at the entry, not outside the patient; a negative or non-finite
+    // length is refused.
+    needle.withdraw(1.0).unwrap();
+    assert!(needle.depth().abs() < 1e-15);
+    assert!(needle.tip().distance(&g.entry) < 1e-12);
+    assert!(matches!(
+        needle.withdraw(-0.001),
+        Err(NeedleError::NegativeIncrement { .. })
+    ));
+    assert!(matches!(needle.withdraw(f64::NAN), Err(NeedleError::NotFinite { .. })));
+}

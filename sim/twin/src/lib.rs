@@ -10,6 +10,7 @@ pub mod patient;
 pub mod respiration;
 pub mod robot;
 pub mod tracker;
+pub mod withdrawal;
 pub mod world;
 
 /// Errors of the twin.
@@ -27,14 +28,6 @@ pub enum TwinError {
     /// The scanner refused.
     #[error("scanner: {0}")]
     Scanner(acus_sim_scanner::ScannerError),
-    /// The needle was pulled back part of the way; the tissue model only inserts or removes the needle whole.
-    #[error("needle pulled back to {depth_mm:.1} mm from {was_mm:.1} mm: partial retraction is not modelled")]
-    PartialRetraction {
-        /// New depth, mm.
-        depth_mm: f64,
-        /// Depth before, mm.
-        was_mm: f64,
-    },
     /// The robot's placement puts a fiducial sphere in the patient: its image would merge with tissue, and a real
     /// frame cannot be there.
     #[error(

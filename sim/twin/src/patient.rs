@@ -164,6 +164,8 @@ pub struct Patient {
     /// The needle shaft's bend between the robot's guide and the tissue that holds it, accumulated as breathing moves
     /// the tissue relative to the guide.
     bend: UnitQuaternion<f64>,
+    /// The encoder positions of the last sync.
+    last_q: Option<JointPositions>,
 }
 
 impl Patient {
@@ -204,6 +206,7 @@ impl Patient {
             needle: None,
             organ: Vector3::zeros(),
             bend: UnitQuaternion::identity(),
+            last_q: None,
         })
     }
 
@@ -237,6 +240,7 @@ impl Patient {
     /// on goes astray, which is what respiratory gating is for.
     pub fn sync_breathing(&mut self, q: &JointPositions, organ: Vector3<f64>) -> Result<(), TwinError> {
         self.organ = organ;
+        self.last_q = Some(*q);
         let state = self.robot.sync(q)?;
         let t = &self.config.t_ct_robot;
         let holder = t.isometry().rotation * state.holder;
@@ -256,7 +260,8 @@ impl Patient {
                     // guide, not by the tissue).
                     let shaft = tip - old_entry;
                     let lever = shaft.norm().max(MIN_LEVER);
-                    let far = old_entry + shaft.try_normalize(1e-12).unwrap_or_else(|| n.heading().into_inner()) * lever;
+                    let far =
+                        old_entry + shaft.try_normalize(1e-12).unwrap_or_else(|| n.heading().into_inner()) * lever;
                     let turn = UnitQuaternion::rotation_between(&(far - old_entry), &(far - entry.coords))
                         .unwrap_or_else(UnitQuaternion::identity);
                     self.bend = turn * self.bend;
@@ -277,20 +282,42 @@ impl Patient {
                 n
             }
             None => self.needle.insert(
-                NeedleInTissue::new(self.config.tissue.clone(), GuidePose { entry, holder }, self.config.lesion)
-                    .map_err(TwinError::Needle)?,
+                NeedleInTissue::new(
+                    self.config.tissue.clone(),
+                    GuidePose { entry, holder },
+                    self.config.lesion,
+                )
+                .map_err(TwinError::Needle)?,
             ),
         };
         let increment = depth - needle.depth();
-        if increment > 0.0 {
+        // Below a nanometre is rounding (a pivot recomputes the depth), not insertion: advancing by it would draw the
+        // heading noise of a piece that does not exist, and shift every later draw.
+        if increment > 1e-9 {
             needle.advance(increment).map_err(TwinError::Needle)?;
         } else if increment < -1e-6 {
-            return Err(TwinError::PartialRetraction {
-                depth_mm: depth * 1e3,
-                was_mm: needle.depth() * 1e3,
-            });
+            // Pulled back part of the way (a withdrawal before a redirect): the tip retraces its track.
+            needle.withdraw(-increment).map_err(TwinError::Needle)?;
         }
         Ok(())
+    }
+
+    /// As [`Self::sync_breathing`], for a robot that may have passed through `shallowest` (the encoder positions at the
+    /// shallowest insertion since the last sync): a needle withdrawn and inserted again between two syncs went back
+    /// along its track first, and only then cut a new one. Syncs through `shallowest` only when it lies below both the
+    /// last sync and `q` (otherwise the motion in between went one way and a single sync is exact).
+    pub fn sync_through(
+        &mut self,
+        shallowest: Option<&JointPositions>,
+        q: &JointPositions,
+        organ: Vector3<f64>,
+    ) -> Result<(), TwinError> {
+        if let (Some(low), Some(last)) = (shallowest, self.last_q) {
+            if low.insertion() < last.insertion().min(q.insertion()) - 1e-7 {
+                self.sync_breathing(low, organ)?;
+            }
+        }
+        self.sync_breathing(q, organ)
     }
 
     /// True needle tip now (CT), if the needle is in.

@@ -92,7 +92,10 @@ fn a_patient_out_of_breath_breathes_again_and_the_belt_follows_the_organ() {
         let expected = f.signal_gain * r.excursion(taken - f.signal_lag);
         worst = worst.max((r.signal(t) - expected).abs());
     }
-    println!("belt − gain × lagged excursion: worst {worst:.2} (noise σ {})", f.signal_noise);
+    println!(
+        "belt − gain × lagged excursion: worst {worst:.2} (noise σ {})",
+        f.signal_noise
+    );
     assert!(worst < 5.0 * f.signal_noise, "{worst}");
 }
 
@@ -126,7 +129,7 @@ fn the_scanner_images_the_lesion_where_the_breathing_moved_it() {
     assert!(d.norm() > 1e-4, "this seed's hold is off the planning level");
     // The finder's precision on this lesion is a few tenths of a millimetre (tests/lesion.rs).
     assert!((moved - d).norm() < 0.3e-3, "{:?} vs {:?}", moved, d);
-    assert!((Point::<acus_control::frames::Ct>::new(still.coords) .coords - config.lesion.coords).norm() < 0.3e-3);
+    assert!((Point::<acus_control::frames::Ct>::new(still.coords).coords - config.lesion.coords).norm() < 0.3e-3);
 }
 
 /// The needle in the breathing organ: once in, it moves with the organ (tip and lesion keep their relation whatever
@@ -171,6 +174,9 @@ fn a_step_inserted_in_another_breathing_phase_goes_astray_and_the_needle_moves_w
     let off = astray.distance(&aimed);
     // 2 mm seen from 30 mm of needle turns the heading by about 1/15 rad; over the next 30 mm the tip goes about 2 mm
     // astray (less what the curvature and the pivot transfer take).
-    println!("second step 2 mm out of phase: tip {:.2} mm from the in-phase one", off * 1e3);
+    println!(
+        "second step 2 mm out of phase: tip {:.2} mm from the in-phase one",
+        off * 1e3
+    );
     assert!(off > 1.0e-3 && off < 3.0e-3, "{} mm", off * 1e3);
 }

@@ -141,6 +141,16 @@ pub enum PlanningError {
         /// Re-planned tip depth, mm.
         goal_mm: f64,
     },
+    /// A redirect's withdrawal depth does not pull the needle back, or takes it out of the skin.
+    #[error(
+        "a redirect cannot withdraw the tip to {withdraw_mm:.3} mm below the entry with the tip {current_mm:.3} mm deep"
+    )]
+    BadWithdrawal {
+        /// Asked tip depth after the withdrawal, mm.
+        withdraw_mm: f64,
+        /// Current tip depth, mm.
+        current_mm: f64,
+    },
 }
 
 /// A complete plan for one needle: where, which joint goals, which steps. Built only by [`Planner::plan`].

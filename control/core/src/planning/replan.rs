@@ -23,6 +23,7 @@ pub struct Replan {
     reorient: JointPositions,
     retracted: JointPositions,
     steps: Vec<InsertionStep>,
+    withdraw_to: Option<f64>,
 }
 
 impl Replan {
@@ -53,6 +54,11 @@ impl Replan {
     /// The remaining steps from the current insertion to the corrected depth (empty when already there).
     pub fn steps(&self) -> &[InsertionStep] {
         &self.steps
+    }
+    /// For a redirect ([`Planner::redirect`]): the insertion joint value (m) the needle is pulled back to, along its
+    /// current axis, before it turns.
+    pub fn withdraw_to(&self) -> Option<f64> {
+        self.withdraw_to
     }
 }
 
@@ -125,6 +131,33 @@ impl Planner {
             reorient,
             retracted,
             steps,
+            withdraw_to: None,
         })
+    }
+
+    /// A redirect: the needle pulled back along its track until its tip is `withdraw_depth` (m) below the entry, then
+    /// turned about the entry to `direction` and inserted to `depth`, for when no correction of the inserted needle
+    /// reaches the target. As [`Self::replan_from_direction`] from the withdrawn insertion; refuses a withdrawal that
+    /// would not pull the needle back (`withdraw_depth` at or below the tip) or would take it out of the skin.
+    pub fn redirect(
+        &self,
+        entry: Point<RobotBase>,
+        direction: Vector3<f64>,
+        depth: f64,
+        current_insertion: f64,
+        withdraw_depth: f64,
+        limit: DepthLimit,
+    ) -> Result<Replan, PlanningError> {
+        let current_depth = current_insertion + self.tip_offset;
+        if !(withdraw_depth.is_finite() && withdraw_depth > 0.0 && withdraw_depth < current_depth - AT_DEPTH) {
+            return Err(PlanningError::BadWithdrawal {
+                withdraw_mm: withdraw_depth * 1e3,
+                current_mm: current_depth * 1e3,
+            });
+        }
+        let withdrawn = withdraw_depth - self.tip_offset;
+        let mut replan = self.replan_from_direction(entry, direction, depth, withdrawn, limit)?;
+        replan.withdraw_to = Some(replan.reorient.insertion());
+        Ok(replan)
     }
 }

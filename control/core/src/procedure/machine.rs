@@ -22,6 +22,11 @@ pub struct ProcedureConfig {
     /// Largest turn (rad) of a correction while the needle may be in the patient: pivoting about the skin entry sweeps
     /// the inserted shaft sideways through tissue, so large corrections need a retraction first.
     pub max_correction_angle: f64,
+    /// Largest turn (rad) of a redirect, made with the needle withdrawn to a shallow depth: the pivot sweeps only that
+    /// much shaft through (subcutaneous) tissue.
+    pub max_redirect_angle: f64,
+    /// Most redirects in one procedure: each is another pass through the tissue.
+    pub max_redirects: usize,
 }
 
 impl Default for ProcedureConfig {
@@ -29,6 +34,8 @@ impl Default for ProcedureConfig {
         Self {
             max_tip_error: 2.0e-3,
             max_correction_angle: 5f64.to_radians(),
+            max_redirect_angle: 15f64.to_radians(),
+            max_redirects: 2,
         }
     }
 }
@@ -50,6 +57,10 @@ pub struct Procedure {
     axis_goal: JointPositions,
     /// Insertion joint value of a retraction (m).
     retracted: f64,
+    /// Insertion joint value (m) a redirect withdraws to.
+    withdraw_to: f64,
+    /// Redirects made in this procedure.
+    redirects: usize,
     /// True from the first insertion command until the retraction is reported done.
     needle_in: bool,
     /// Insertion joint value (m) where the needle stands between motions (last goal reached).
@@ -76,6 +87,8 @@ impl Procedure {
             step_base: 0,
             axis_goal: JointPositions::default(),
             retracted: 0.0,
+            withdraw_to: 0.0,
+            redirects: 0,
             needle_in: false,
             insertion: 0.0,
             direction: Vector3::z_axis(),
@@ -174,6 +187,7 @@ impl Procedure {
             Event::CheckScanAnalysed { .. } => "accept a check-scan result",
             Event::ConfirmRequested => "confirm",
             Event::Retracted => "accept a retraction report",
+            Event::Withdrawn => "accept a withdrawal report",
             Event::AbortRequested => "abort",
             Event::NewProcedure => "start a new procedure",
             _ => "handle the event",
@@ -225,6 +239,7 @@ impl Procedure {
                 self.retracted = plan.align_goal().insertion();
                 self.insertion = self.retracted;
                 self.direction = plan.direction();
+                self.redirects = 0;
                 self.plan = Some(plan);
                 self.stage = Stage::ReadyToAlign;
             }
@@ -273,6 +288,11 @@ impl Procedure {
                 self.require_stage(action, Stage::ReadyToConfirm, "ready to confirm")?;
                 self.stage = Stage::Confirmed;
             }
+            Event::Withdrawn => {
+                self.require_stage(action, Stage::Withdrawing, "withdrawing for a redirect")?;
+                self.insertion = self.withdraw_to;
+                return Ok(self.start(Motion::Reorient));
+            }
             Event::Retracted => {
                 self.require_stage(action, Stage::Retracting, "retracting")?;
                 self.needle_in = false;
@@ -316,9 +336,16 @@ impl Procedure {
                 interrupted: Motion::Reorient,
                 ..
             } => Ok(self.start(Motion::Reorient)),
+            Stage::Paused {
+                interrupted: Motion::Withdraw,
+                ..
+            } => Ok(self.start(Motion::Withdraw)),
             Stage::RegistrationRefused(e) => reject(A, Reason::Registration(e.clone())),
             Stage::PlanFailed(e) => reject(A, Reason::Plan(e.clone())),
-            _ => self.wrong(A, "ready to align, or paused during an alignment or re-orientation"),
+            _ => self.wrong(
+                A,
+                "ready to align, or paused during an alignment, a re-orientation or a redirect's withdrawal",
+            ),
         }
     }
 
@@ -337,8 +364,9 @@ impl Procedure {
         }
     }
 
-    /// A correction: checked against the plan (same entry), the needle's current insertion (held while turning) and,
-    /// with the needle in, the largest turn allowed; then the remaining steps replace the active ones.
+    /// A correction: checked against the plan (same entry), the needle's current insertion (held while turning, or for
+    /// a redirect, withdrawn to first) and, with the needle in, the largest turn allowed; then the remaining steps replace
+    /// the active ones.
     fn request_reorient(&mut self, replan: Replan) -> Result<Vec<Action>, Rejection> {
         const A: &str = "re-orient";
         self.allow_motion(A)?;
@@ -356,7 +384,13 @@ impl Procedure {
             return reject(A, Reason::CorrectionOffEntry(off * 1e3));
         }
         let held = replan.reorient_goal().insertion();
-        if (held - self.insertion).abs() > INSERTION_TOLERANCE {
+        let redirect = replan.withdraw_to().is_some();
+        // A redirect turns at the depth it withdraws to, which must be above the needle; a correction where it stands.
+        let depth_ok = match replan.withdraw_to() {
+            Some(w) => (held - w).abs() <= INSERTION_TOLERANCE && w < self.insertion - INSERTION_TOLERANCE,
+            None => (held - self.insertion).abs() <= INSERTION_TOLERANCE,
+        };
+        if !depth_ok || !held.is_finite() {
             return reject(
                 A,
                 Reason::CorrectionAtOtherDepth {
@@ -365,13 +399,21 @@ impl Procedure {
                 },
             );
         }
+        if redirect && self.redirects >= self.config.max_redirects {
+            return reject(A, Reason::TooManyRedirects(self.redirects));
+        }
         let turn = self.direction.angle(&replan.direction());
-        if self.needle_in && !(turn.is_finite() && turn <= self.config.max_correction_angle) {
+        let max = if redirect {
+            self.config.max_redirect_angle
+        } else {
+            self.config.max_correction_angle
+        };
+        if self.needle_in && !(turn.is_finite() && turn <= max) {
             return reject(
                 A,
                 Reason::CorrectionTooLarge {
                     angle_deg: turn.to_degrees(),
-                    max_deg: self.config.max_correction_angle.to_degrees(),
+                    max_deg: max.to_degrees(),
                 },
             );
         }
@@ -385,6 +427,11 @@ impl Procedure {
         self.axis_goal = replan.reorient_goal();
         self.retracted = replan.retracted_goal().insertion();
         self.direction = replan.direction();
+        if redirect {
+            self.redirects += 1;
+            self.withdraw_to = held;
+            return Ok(self.start(Motion::Withdraw));
+        }
         Ok(self.start(Motion::Reorient))
     }
 
@@ -415,8 +462,13 @@ impl Procedure {
                 Some(s) => Action::MoveTo { goal: s.goal, motion },
                 None => return vec![Action::Hold],
             },
+            Motion::Withdraw => Action::RetractTo {
+                insertion: self.withdraw_to,
+                motion,
+            },
             Motion::Retract => Action::RetractTo {
                 insertion: self.retracted,
+                motion,
             },
         };
         if matches!(motion, Motion::Insert { .. }) {
@@ -426,6 +478,7 @@ impl Procedure {
             Motion::Align => Stage::Aligning,
             Motion::Insert { step } => Stage::Inserting { step },
             Motion::Reorient => Stage::Reorienting,
+            Motion::Withdraw => Stage::Withdrawing,
             Motion::Retract => Stage::Retracting,
         };
         vec![action]

@@ -8,6 +8,10 @@
 //!   first of the correction's steps (k counts the steps of the whole procedure, across corrections)
 //!   (a correction must pivot about the planned entry, hold the insertion where the needle stands and, with the needle
 //!   in, turn at most `max_correction_angle`)
+//! NeedsCorrection ─Replanned(a redirect)→ Withdrawing ─Withdrawn→ Reorienting ─Aligned→ ReadyToInsert(k+1): when no
+//!   correction the inserted needle can make reaches the target (a turn beyond `max_correction_angle`, a tip past the
+//!   target's depth), the needle is pulled back along its own track to a shallow depth and re-aimed from there (at most
+//!   `max_redirect_angle`), as a radiologist withdraws to the subcutaneous tissue and redirects
 //! any motion + enable released / e-stop / fault → Hold or QuickStop, Paused (the interrupted motion is remembered)
 //! AbortRequested → Aborted (retract still possible)
 //! ```
@@ -76,6 +80,8 @@ pub enum Event {
     RetractRequested,
     /// Robot: the retraction goal is reached.
     Retracted,
+    /// Robot: a redirect's withdrawal depth is reached (the re-orientation follows).
+    Withdrawn,
     /// Operator: abort the procedure (stops motion; retraction stays possible).
     AbortRequested,
     /// Operator: start over (only with the needle out).
@@ -105,6 +111,9 @@ pub enum Motion {
     },
     /// Turn the needle about the entry to a corrected direction, insertion held.
     Reorient,
+    /// Pull the needle back along its own track to a shallow depth, before a redirect turns it further than an inserted
+    /// needle may turn.
+    Withdraw,
     /// Insertion back to its retracted value.
     Retract,
 }
@@ -115,6 +124,7 @@ impl fmt::Display for Motion {
             Motion::Align => f.write_str("alignment"),
             Motion::Insert { step } => write!(f, "insertion step {}", step + 1),
             Motion::Reorient => f.write_str("re-orientation"),
+            Motion::Withdraw => f.write_str("withdrawal"),
             Motion::Retract => f.write_str("retraction"),
         }
     }
@@ -137,8 +147,10 @@ pub enum Action {
     /// Move only the insertion joint to `insertion` (m), holding every other joint where it is measured: the needle
     /// comes out along its own axis, whatever an interrupted alignment or re-orientation left the other joints at.
     RetractTo {
-        /// Insertion joint goal, m (its retracted value).
+        /// Insertion joint goal, m (its retracted value, or a redirect's withdrawal depth).
         insertion: f64,
+        /// [`Motion::Retract`] or [`Motion::Withdraw`].
+        motion: Motion,
     },
     /// Acquire a check scan after insertion step `step`.
     AcquireCheckScan {
@@ -222,6 +234,8 @@ pub enum Stage {
     },
     /// Turning the needle to a corrected direction.
     Reorienting,
+    /// Pulling the needle back to a shallow depth before a redirect (then re-orienting).
+    Withdrawing,
     /// All steps done and checked; waiting for the operator to confirm.
     ReadyToConfirm,
     /// Confirmed; waiting for the retraction request.
@@ -248,6 +262,7 @@ impl Stage {
             Stage::Aligning => Some(Motion::Align),
             Stage::Inserting { step } => Some(Motion::Insert { step: *step }),
             Stage::Reorienting => Some(Motion::Reorient),
+            Stage::Withdrawing => Some(Motion::Withdraw),
             Stage::Retracting => Some(Motion::Retract),
             _ => None,
         }
@@ -276,6 +291,7 @@ impl fmt::Display for Stage {
                 )
             }
             Stage::Reorienting => f.write_str("re-orienting"),
+            Stage::Withdrawing => f.write_str("withdrawing for a redirect"),
             Stage::ReadyToConfirm => f.write_str("ready to confirm"),
             Stage::Confirmed => f.write_str("confirmed"),
             Stage::Retracting => f.write_str("retracting"),
@@ -347,6 +363,9 @@ pub enum Reason {
         /// Allowed, degrees.
         max_deg: f64,
     },
+    /// The procedure has made as many redirects as allowed.
+    #[error("{0} redirects made, the most one procedure allows; retract and plan again on a new scan")]
+    TooManyRedirects(usize),
     /// A check-scan result that is not a distance.
     #[error("tip error {0} m is not a finite distance ≥ 0")]
     BadTipError(f64),

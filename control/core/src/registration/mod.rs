@@ -19,8 +19,8 @@ pub use detect::{
     Detections, Rejection,
 };
 pub use gate::{
-    register_and_gate, register_points, register_volume, register_volume_seeded, FiducialFit, GateError, GatedRegistration, QualityGate,
-    Refusal, Registration, RegistrationParams,
+    register_and_gate, register_points, register_volume, register_volume_seeded, FiducialFit, GateError,
+    GatedRegistration, QualityGate, Refusal, Registration, RegistrationParams,
 };
 pub use matching::{match_fiducials, Correspondence, MatchParams, Pair};
 pub use model::FiducialModel;

@@ -18,6 +18,7 @@ use acus_ethercat::safety::{SafetyInput, SourceKind};
 use acus_executive::{Motion, MotionStatus, NeedleSpec, ProcedureSettings, ScanPurpose, ScanSource};
 use acus_sim_scanner::{write_series, SeriesInfo};
 use acus_sim_twin::patient::{Imaging, Patient, PatientConfig};
+use acus_sim_twin::withdrawal::Shallowest;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
@@ -33,6 +34,8 @@ pub struct Scanner {
     study: SeriesInfo,
     /// Write check scans in a new study and frame of reference (the patient was moved and the scanner started over).
     pub check_in_another_frame: std::sync::atomic::AtomicBool,
+    /// The shallowest pose the drives reported since the last scan (a redirect's withdrawal), as the sim's watch keeps it.
+    pub shallowest: Arc<Shallowest>,
 }
 
 impl ScanSource for Scanner {
@@ -41,6 +44,7 @@ impl ScanSource for Scanner {
         let dir = self.out.join(format!("{n:02}"));
         let q = self.joints.borrow().actual;
         let patient = Arc::clone(&self.patient);
+        let shallowest = Arc::clone(&self.shallowest);
         let fresh = SeriesInfo::new("test", n as u64);
         let another = matches!(purpose, ScanPurpose::Check { .. })
             && self.check_in_another_frame.load(std::sync::atomic::Ordering::Relaxed);
@@ -56,7 +60,10 @@ impl ScanSource for Scanner {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let mut patient = patient.lock().map_err(|_| "poisoned".to_owned())?;
-                patient.sync(&q).map_err(|e| e.to_string())?;
+                let organ = patient.organ_offset();
+                patient
+                    .sync_through(shallowest.take().as_ref(), &q, organ)
+                    .map_err(|e| e.to_string())?;
                 let imaging = Imaging::noise_only(10.0);
                 let protocol = match purpose {
                     ScanPurpose::Planning => patient.planning_protocol(0.8e-3, 1e-3, &imaging, n as u64),
@@ -123,6 +130,7 @@ pub fn bench() -> Bench {
         count: Default::default(),
         study: SeriesInfo::new("study", 1),
         check_in_another_frame: Default::default(),
+        shallowest: Arc::default(),
     });
     let model = PositionerModel::from_urdf_str(URDF).unwrap();
     let entry = patient.lock().unwrap().config().skin_above(&target);
@@ -143,6 +151,7 @@ pub fn bench() -> Bench {
         },
         done_within: 0.2e-3,
         min_correction_depth: 0.01,
+        redirect_depth: 0.015,
         gating: None,
         correct: true,
         lesion: None,
@@ -165,7 +174,10 @@ pub fn bench() -> Bench {
 }
 
 /// The fiducial centres the registration node would publish for the planning series in `dir`.
-pub fn detections(dir: &std::path::Path, fiducials: &FiducialModel) -> Vec<acus_control::frames::Point<acus_control::frames::Ct>> {
+pub fn detections(
+    dir: &std::path::Path,
+    fiducials: &FiducialModel,
+) -> Vec<acus_control::frames::Point<acus_control::frames::Ct>> {
     let (volume, _) = acus_dicom::read_ct_series(dir).unwrap();
     let (_, detections) = register_volume(
         &volume,
@@ -190,11 +202,7 @@ pub fn console(mut estop: SafetyInput, mut deadman: SafetyInput) -> tokio::task:
 
 /// Planning scan, power, plan (registered from the scan's fiducials, as the registration node would), align: the
 /// procedure ready for its first insertion step.
-pub async fn ready_to_insert(
-    exec: &acus_executive::Executive,
-    out: &std::path::Path,
-    fiducials: &FiducialModel,
-) {
+pub async fn ready_to_insert(exec: &acus_executive::Executive, out: &std::path::Path, fiducials: &FiducialModel) {
     use acus_executive::Op;
     let scan = exec.request(Op::Scan).await;
     assert!(scan.ok, "{}", scan.text);
@@ -204,4 +212,16 @@ pub async fn ready_to_insert(
     assert!(planned.ok, "{}", planned.text);
     let aligned = exec.request(Op::Align).await;
     assert!(aligned.ok, "{}", aligned.text);
+}
+
+/// Feed the drives' status into `seen` every millisecond of wall time, as the sim's watch does (needs a Tokio runtime).
+pub fn watch_withdrawals(seen: Arc<Shallowest>, motion: &Motion) -> tokio::task::JoinHandle<()> {
+    let status = motion.status();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        while status.has_changed().is_ok() {
+            tick.tick().await;
+            seen.observe(status.borrow().actual);
+        }
+    })
 }
