@@ -53,6 +53,9 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(900);
 /// Steps beyond which the operator gives up (a plan has at most `depth / step` steps plus corrections).
 const MAX_STEPS: usize = 20;
 
+/// Check scans the operator takes again after one gave no answer, in one biopsy.
+const MAX_RETAKES: usize = 2;
+
 /// The operator's node: service clients, the e-stop heartbeat and the plan points.
 pub struct Operator {
     clients: BTreeMap<&'static str, r2r::Client<Trigger::Service>>,
@@ -252,8 +255,19 @@ impl Operator {
         must(self.set_enable(true, &mut log).await?)?;
         must(self.call("/plan", &mut log).await?)?;
         must(self.call("/align", &mut log).await?)?;
+        let mut retakes = 0;
         for _ in 0..MAX_STEPS {
-            let step = must(self.call("/insert_step", &mut log).await?)?;
+            let step = self.call("/insert_step", &mut log).await?;
+            // A check scan that gave no answer (the needle not found, no breath-hold for it): the operator takes it once
+            // more, as the procedure offers ("insert to scan again, or retract"), before giving up.
+            if !step.success
+                && step.message.ends_with("failed: insert to scan again, or retract")
+                && retakes < MAX_RETAKES
+            {
+                retakes += 1;
+                continue;
+            }
+            let step = must(step)?;
             if step.message.ends_with("→ ready to confirm") {
                 break;
             }

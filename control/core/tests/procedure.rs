@@ -82,7 +82,7 @@ fn wrong_order_is_rejected_and_changes_nothing() {
     let mut p = armed();
     assert_eq!(
         rejected(&mut p, Event::InsertStepRequested),
-        "cannot insert: procedure is idle; this needs: ready to insert, or paused during an insertion step"
+        "cannot insert: procedure is idle; this needs: ready to insert, paused during an insertion step, or a failed check scan to take again"
     );
     feed(
         &mut p,
@@ -616,4 +616,44 @@ fn redirects_are_limited_per_procedure() {
         "cannot re-orient: 1 redirects made, the most one procedure allows; retract and plan again on a new scan"
     );
     assert!(matches!(p.stage(), Stage::NeedsCorrection { .. }));
+}
+
+#[test]
+fn a_check_scan_that_gives_no_answer_is_taken_again_on_request_and_nothing_moves() {
+    let mut p = armed();
+    let mut events = to_aligned();
+    events.extend([Event::InsertStepRequested, Event::StepDone]);
+    feed(&mut p, events);
+    assert_eq!(p.stage(), &Stage::Checking { step: 0 });
+    // A failure outside a check is refused and changes nothing.
+    let mut q = armed();
+    feed(&mut q, to_aligned());
+    assert!(rejected(&mut q, Event::CheckScanFailed).contains("this needs: checking"));
+
+    feed(&mut p, vec![Event::CheckScanFailed]);
+    assert_eq!(p.stage(), &Stage::CheckFailed { step: 0 });
+    assert_eq!(
+        p.status(),
+        "check scan after step 1 failed: insert to scan again, or retract"
+    );
+    // No fault latched: the way out is open. An insert request takes the scan again, and moves nothing.
+    assert!(p.interlocks().fault().is_none());
+    let again = p.handle(Event::InsertStepRequested).unwrap();
+    assert_eq!(again, vec![Action::AcquireCheckScan { step: 0 }]);
+    no_motion(&again);
+    assert_eq!(p.stage(), &Stage::Checking { step: 0 });
+    feed(&mut p, vec![Event::CheckScanAnalysed { tip_error: 0.3e-3 }]);
+    assert_eq!(p.stage(), &Stage::ReadyToInsert { next: 1 });
+    // Or the operator retracts.
+    feed(
+        &mut p,
+        vec![Event::InsertStepRequested, Event::StepDone, Event::CheckScanFailed],
+    );
+    assert!(matches!(
+        p.handle(Event::RetractRequested).unwrap()[..],
+        [Action::RetractTo {
+            motion: Motion::Retract,
+            ..
+        }]
+    ));
 }

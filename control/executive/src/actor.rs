@@ -626,11 +626,19 @@ impl Actor {
                 self.feed(Event::CheckScanAnalysed { tip_error })
             }
             Done::Checked(step, Err(error)) => {
+                // A scan of another frame of reference means the patient or the study changed: a fault, re-register. Any
+                // other failure (no series, no breath-hold for it, the needle not found) moved nothing: the operator
+                // scans again or retracts.
+                let latch = matches!(error, CheckScanError::FrameOfReference { .. });
                 let fault = ExecutiveFault::CheckScan { step, error };
                 self.fail(fault.to_string());
                 let text = fault.to_string();
                 let _ = self.reports.send(Report::Fault(fault));
-                self.feed_quiet(Event::Fault(text))
+                if latch {
+                    self.feed_quiet(Event::Fault(text))
+                } else {
+                    self.feed_quiet(Event::CheckScanFailed)
+                }
             }
         }
     }

@@ -5,7 +5,8 @@ use acus_control::procedure::Motion as Move;
 use crate::check::CheckScanError;
 use crate::motion::MotionError;
 
-/// A fault the procedure latched, with its cause as the part that found it reported it.
+/// A fault the procedure met, with its cause as the part that found it reported it: a motion's latches; a check scan's
+/// latches only for another frame of reference (otherwise the step's scan can be taken again).
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ExecutiveFault {
     /// A motion ended in an error (a cycle fault, a timeout, the drives disabled).

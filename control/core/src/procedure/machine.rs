@@ -185,6 +185,7 @@ impl Procedure {
             Event::Aligned => "accept an alignment report",
             Event::StepDone => "accept a step report",
             Event::CheckScanAnalysed { .. } => "accept a check-scan result",
+            Event::CheckScanFailed => "accept a check-scan failure",
             Event::ConfirmRequested => "confirm",
             Event::Retracted => "accept a retraction report",
             Event::Withdrawn => "accept a withdrawal report",
@@ -284,6 +285,12 @@ impl Procedure {
                     Stage::ReadyToInsert { next: step + 1 }
                 };
             }
+            Event::CheckScanFailed => {
+                let Stage::Checking { step } = self.stage else {
+                    return self.wrong(action, "checking");
+                };
+                self.stage = Stage::CheckFailed { step };
+            }
             Event::ConfirmRequested => {
                 self.require_stage(action, Stage::ReadyToConfirm, "ready to confirm")?;
                 self.stage = Stage::Confirmed;
@@ -358,9 +365,17 @@ impl Procedure {
                 interrupted: Motion::Insert { step },
                 ..
             } => Ok(self.start(Motion::Insert { step })),
+            // The step's check scan gave no answer: take it again (nothing moves).
+            Stage::CheckFailed { step } => {
+                self.stage = Stage::Checking { step };
+                Ok(vec![Action::AcquireCheckScan { step }])
+            }
             Stage::RegistrationRefused(ref e) => reject(A, Reason::Registration(e.clone())),
             Stage::PlanFailed(ref e) => reject(A, Reason::Plan(e.clone())),
-            _ => self.wrong(A, "ready to insert, or paused during an insertion step"),
+            _ => self.wrong(
+                A,
+                "ready to insert, paused during an insertion step, or a failed check scan to take again",
+            ),
         }
     }
 

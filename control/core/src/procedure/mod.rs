@@ -4,6 +4,7 @@
 //! Idle ─ScanAcquired→ Registering ─Registered→ Planning ─Planned→ ReadyToAlign ─AlignRequested→ Aligning ─Aligned→
 //! ReadyToInsert(k) ─InsertStepRequested→ Inserting(k) ─StepDone→ Checking(k) ─CheckScanAnalysed→ ReadyToInsert(k+1)
 //!   … last step checked → ReadyToConfirm ─ConfirmRequested→ Confirmed ─RetractRequested→ Retracting ─Retracted→ Done
+//! Checking(k) ─CheckScanFailed→ CheckFailed(k) ─InsertStepRequested→ Checking(k), the scan taken again (or retract)
 //! Checking(k) with the tip off the path → NeedsCorrection ─Replanned→ Reorienting ─Aligned→ ReadyToInsert(k+1), the
 //!   first of the correction's steps (k counts the steps of the whole procedure, across corrections)
 //!   (a correction must pivot about the planned entry, hold the insertion where the needle stands and, with the needle
@@ -72,6 +73,9 @@ pub enum Event {
         /// Tip error, m (finite, ≥ 0).
         tip_error: f64,
     },
+    /// Image pipeline: the check scan after the step gave no answer (not acquired, no breath-hold for it, the needle
+    /// not found). Nothing moved; the operator scans again or retracts.
+    CheckScanFailed,
     /// A correction after a check scan: new joint goals about the same entry.
     Replanned(Replan),
     /// Operator: the tip is confirmed at the target (sample taken / needle placed).
@@ -225,6 +229,12 @@ pub enum Stage {
         /// Step index.
         step: usize,
     },
+    /// The check scan after step `step` gave no answer; waiting for the operator to scan again (an insert request) or
+    /// retract. The needle stands where the step left it.
+    CheckFailed {
+        /// Step index.
+        step: usize,
+    },
     /// The check scan found the tip off the plan by more than allowed; waiting for a correction or a retraction.
     NeedsCorrection {
         /// Step index.
@@ -282,6 +292,11 @@ impl fmt::Display for Stage {
             Stage::ReadyToInsert { next } => write!(f, "ready for insertion step {}", next + 1),
             Stage::Inserting { step } => write!(f, "inserting step {}", step + 1),
             Stage::Checking { step } => write!(f, "checking step {}", step + 1),
+            Stage::CheckFailed { step } => write!(
+                f,
+                "check scan after step {} failed: insert to scan again, or retract",
+                step + 1
+            ),
             Stage::NeedsCorrection { step, tip_error } => {
                 write!(
                     f,

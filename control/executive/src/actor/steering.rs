@@ -31,7 +31,7 @@ impl Actor {
             plan: plan.clone(),
             lesion: self.s.lesion,
             q: self.motion.status().borrow().actual,
-            expected_tip: self.expected_tip.take().unwrap_or(planned_tip),
+            expected_tip: self.expected_tip.unwrap_or(planned_tip),
             last_step: step + 1 >= self.machine.planned_steps(),
             steps: self.performed.clone(),
             curvature_prior: self.s.curvature_prior,

@@ -36,10 +36,17 @@ pub struct Scanner {
     pub check_in_another_frame: std::sync::atomic::AtomicBool,
     /// The shallowest pose the drives reported since the last scan (a redirect's withdrawal), as the sim's watch keeps it.
     pub shallowest: Arc<Shallowest>,
+    /// Refuse the next check scan (a scanner that reports an error), once.
+    pub fail_next_check: std::sync::atomic::AtomicBool,
 }
 
 impl ScanSource for Scanner {
     fn acquire(&self, purpose: ScanPurpose) -> BoxFuture<'static, Result<PathBuf, String>> {
+        if matches!(purpose, ScanPurpose::Check { .. })
+            && self.fail_next_check.swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return Box::pin(async { Err("scanner: tube arcing, acquisition aborted".to_owned()) });
+        }
         let n = self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let dir = self.out.join(format!("{n:02}"));
         let q = self.joints.borrow().actual;
@@ -131,6 +138,7 @@ pub fn bench() -> Bench {
         study: SeriesInfo::new("study", 1),
         check_in_another_frame: Default::default(),
         shallowest: Arc::default(),
+        fail_next_check: Default::default(),
     });
     let model = PositionerModel::from_urdf_str(URDF).unwrap();
     let entry = patient.lock().unwrap().config().skin_above(&target);

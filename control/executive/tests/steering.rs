@@ -1,10 +1,11 @@
-//! A check scan that finds the needle where no correction of the inserted needle reaches the target leads to a redirect,
-//! never to a dead end: the needle is withdrawn along its track to the redirect depth, turned about the entry and
-//! inserted again, on emulated drives (real EtherCAT frames) with the twin cutting a new track; after the procedure's
-//! last allowed redirect the next one is refused with the way out stated, and the needle holds.
-//!
-//! The limits are set so that every check scan asks for a redirect (a tip error limit of 10 µm, a correction turn limit
-//! of 0.05°): the test is about the path, not about when a real needle would need it.
+//! Steering from the check scans on emulated drives (real EtherCAT frames), with the twin scanned into DICOM:
+//! - a check scan that finds the needle where no correction of the inserted needle reaches the target leads to a
+//!   redirect, never to a dead end: the needle is withdrawn along its track to the redirect depth, turned about the
+//!   entry and inserted again, the twin cutting a new track; after the procedure's last allowed redirect the next one is
+//!   refused with the way out stated, and the needle holds. (The limits are set so that every check scan asks for a
+//!   redirect, a tip error limit of 10 µm and a correction turn limit of 0.05°: the test is about the path, not about
+//!   when a real needle would need it.)
+//! - a check scan that gives no answer is taken again on the operator's next request.
 
 mod common;
 
@@ -137,6 +138,42 @@ fn a_needle_off_course_is_withdrawn_and_redirected_and_the_last_allowed_redirect
         let out_answer = exec.request(Op::Retract).await;
         assert!(out_answer.ok, "{}", out_answer.text);
         assert!(deep > held - 1.0, "{deep}");
+        console.abort();
+    });
+}
+
+/// A check scan that gives no answer (here the scanner aborts it) latches nothing and moves nothing: the procedure
+/// says so and how to go on, and the operator's next insert request takes the scan again.
+#[test]
+fn a_check_scan_that_fails_is_taken_again_on_the_next_request() {
+    let b = common::bench();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let console = common::console(b.estop, b.deadman);
+        let running = Executive::start(b.settings, b.motion.clone(), b.scanner.clone());
+        let exec = running.executive.clone();
+        common::ready_to_insert(&exec, b.out.path(), &b.fiducials).await;
+        b.scanner
+            .fail_next_check
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let step = exec.request(Op::InsertStep).await;
+        println!("{}", step.text);
+        assert!(!step.ok, "{}", step.text);
+        assert!(step.text.contains("tube arcing"), "{}", step.text);
+        assert!(
+            step.text
+                .ends_with("→ check scan after step 1 failed: insert to scan again, or retract"),
+            "{}",
+            step.text
+        );
+        assert!(!step.text.contains("FAULT LATCHED"), "{}", step.text);
+        let stood = b.motion.status().borrow().actual.insertion();
+        let again = exec.request(Op::InsertStep).await;
+        println!("{}", again.text);
+        assert!(again.ok && again.text.contains("check scan 1:"), "{}", again.text);
+        let moved = (b.motion.status().borrow().actual.insertion() - stood).abs();
+        assert!(moved < 1e-9, "the retake moved the needle by {moved} m");
+        assert!(again.text.ends_with("→ ready for insertion step 2"), "{}", again.text);
         console.abort();
     });
 }
