@@ -147,6 +147,10 @@ enum ValidateCommand {
     /// A simulated study: targets drawn over the phantom's reachable volume, each a whole simulated biopsy (`acus sim`
     /// in its own process and ROS domain) in every arm: each slice thickness, with and without correction.
     Sim(acus_launch::validate::SimStudyArgs),
+    /// The same analysis on scans of your own phantom: a planning series, one post-insertion series per target and the
+    /// plan (YAML, CT LPS mm) → registration, the needle found per target, ED/ND/depth/angle errors. A target whose
+    /// series is missing, unreadable, of another frame of reference or without a needle is a failed row.
+    Scans(acus_launch::validate::ScansStudyArgs),
 }
 
 #[derive(Subcommand)]
@@ -196,6 +200,15 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("acus validate sim: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Validate {
+            command: ValidateCommand::Scans(args),
+        } => match acus_launch::validate::run_scans_study(&args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("acus validate scans: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         },

@@ -212,3 +212,68 @@ fn bad_options_are_refused_before_anything_runs() {
         assert!(!out.join(TRIALS_CSV).exists());
     }
 }
+
+/// pydicom, an independent reader, reads every series a study writes (kept with `--keep-scans`): each slice decodes,
+/// and a trial's scans share one study and one frame of reference, as a scanner keeps them for one patient.
+#[test]
+fn pydicom_reads_every_series_a_study_writes() {
+    const SCRIPT: &str = r#"
+import sys, os, glob, pydicom
+trials = sorted(glob.glob(os.path.join(sys.argv[1], "trials", "*")))
+series = 0
+for trial in trials:
+    studies, frames = set(), set()
+    for d in sorted(glob.glob(os.path.join(trial, "scans", "*"))):
+        files = sorted(glob.glob(os.path.join(d, "*.dcm")))
+        if not files:
+            continue
+        uids = set()
+        for f in files:
+            ds = pydicom.dcmread(f)
+            assert ds.Modality == "CT", f
+            assert ds.pixel_array.shape == (ds.Rows, ds.Columns), f
+            uids.add(ds.SeriesInstanceUID)
+            studies.add(ds.StudyInstanceUID)
+            frames.add(ds.FrameOfReferenceUID)
+        assert len(uids) == 1, d
+        series += 1
+    assert len(studies) == 1 and len(frames) == 1, (trial, studies, frames)
+print(len(trials), series)
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("study");
+    let output = validate(
+        &[
+            "--trials",
+            "2",
+            "--slices",
+            "1",
+            "--seed",
+            "5",
+            "--jobs",
+            "2",
+            "--keep-scans",
+        ],
+        &out,
+    );
+    assert!(output.status.success(), "{output:?}");
+    let venv = std::env::var("ACUS_VENV")
+        .ok()
+        .or_else(|| option_env!("ACUS_VENV").map(str::to_string))
+        .expect("ACUS_VENV must point at the project venv (launch/setup.sh) holding pydicom");
+    let read = Command::new(format!("{venv}/bin/python"))
+        .args(["-c", SCRIPT])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&read.stdout);
+    assert!(
+        read.status.success(),
+        "pydicom: {said}{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let counts: Vec<usize> = said.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    // Two trials (one target, with and without correction), each a planning scan and at least one check scan.
+    assert_eq!(counts[0], 2, "{said}");
+    assert!(counts[1] >= 4, "{said}");
+}

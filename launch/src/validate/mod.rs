@@ -2,11 +2,15 @@
 //! volume ([`design`]), each run as a whole simulated biopsy (`acus sim`, in its own process and ROS domain:
 //! [`runner`]) in every arm (each check-scan slice thickness, with and without correction), and the rows become the
 //! study folder of `acus_validate` (trials.csv, summary.json, report.md, report.html).
+//!
+//! `acus validate scans` ([`scans`]): the same analysis on scans of the user's own phantom.
 
 pub mod design;
 pub mod domains;
 pub mod info;
 pub mod runner;
+pub mod scans;
+pub mod scans_plan;
 pub mod trial_file;
 
 use std::io::IsTerminal as _;
@@ -16,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use acus_validate::{Outcome, StudyInfo, SuccessCriterion};
 use anyhow::{bail, Context, Result};
 
+pub use scans::{run_scans_study, ScansStudyArgs};
 pub use trial_file::{TrialFile, TrialPlan};
 
 use crate::config::SimConfig;
