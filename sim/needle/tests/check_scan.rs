@@ -240,3 +240,43 @@ fn fiducials_beside_the_axis_and_a_lesion_around_the_tip_do_not_confuse_it() {
         crowded.cross_section_ratio
     );
 }
+
+/// On 5 mm slices an 18 G needle lying in the slice plane never reaches the 1000 HU floor that thin slices use (its
+/// partial volume fills a third of a voxel): the finder lowers the floor to half that worst case, finds it, and still
+/// refuses a scan without a needle.
+#[test]
+fn a_needle_in_the_plane_of_5_mm_slices_is_found_and_none_is_still_none() {
+    let dir = Unit::new_normalize(Vector3::new(0.3, 1.0, 0.0));
+    let entry = Point::xyz(0.0013, -0.1004, 0.0021);
+    let model = TissueModel {
+        curvature: 0.0,
+        curvature_spread: 0.0,
+        seed: 3,
+        ..TissueModel::default()
+    };
+    let mut needle = NeedleInTissue::new(model, GuidePose::along(entry, dir), entry).unwrap();
+    needle.advance(0.08).unwrap();
+    let thick = CheckScan {
+        margin: 0.02,
+        ..CheckScan::new(5e-3, 11)
+    };
+    let volume = scan(&scene(&needle, None, &[]), &thick.protocol(&needle)).unwrap();
+    let seen = find_needle(&volume, &search_for(&needle)).unwrap();
+    println!(
+        "5 mm slices, needle in plane: peak {:.0} HU, tip {:.2} mm off",
+        seen.peak_hu,
+        seen.tip.distance(&needle.tip()) * 1e3
+    );
+    assert!(
+        seen.peak_hu < 1000.0,
+        "the old floor would have passed it: {}",
+        seen.peak_hu
+    );
+    assert!(seen.tip.distance(&needle.tip()) < 1e-3);
+
+    let mut empty = scene(&needle, None, &[]);
+    empty.elements.retain(|e| !matches!(e.shape, Shape::Capsule { .. }));
+    let volume = scan(&empty, &thick.protocol(&needle)).unwrap();
+    let err = find_needle(&volume, &search_for(&needle)).unwrap_err();
+    assert!(matches!(err, NeedleError::NoMetal { .. }), "{err:?}");
+}
