@@ -182,7 +182,13 @@ pub fn start(
     // The drives: emulated, answering real EtherCAT frames in process; the master brings them up by SDO and DC.
     let timing = BusTiming {
         dc_static_sync_iterations: 200,
-        pdu_timeout: Duration::from_millis(50),
+        // Drives emulated in this process cannot lose a frame on a wire: a late answer during bring-up is the host busy
+        // (CI ran two systems and their pty devices at once, and a 50 ms PDU timeout failed the bring-up), so wait as
+        // long as the simulated clock's process data; real drives on a NIC keep a short timeout.
+        pdu_timeout: match drives_at {
+            Drives::InProcess => acus_ethercat::ethercrab_bus::SIMULATED_PD_TIMEOUT,
+            Drives::Nic(_) => Duration::from_millis(50),
+        },
         // Real time: a lost frame is reported within 2 periods; a simulated clock waits longer (not wall time).
         process_data_timeout: match pacing {
             Pacing::RealTime => period * 3 / 2,

@@ -390,8 +390,9 @@ fn redirect_needed(
             input.max_correction_angle.to_degrees()
         ));
     }
-    if turn < 1e-9 {
-        // A straight finish: the target's distance from the needle's line is what it will miss by.
+    // A straight finish (the needle's own direction, to within the rounding of an angle between unit vectors): the
+    // target's distance from the needle's line is what it will miss by.
+    if turn < 1e-6 {
         let d = target.coords - tip.coords;
         let along = d.dot(&result.direction);
         let wide = (d - result.direction.into_inner() * along).norm();

@@ -59,7 +59,7 @@ pub enum Event {
     Planned(InsertionPlan),
     /// The planner refused.
     PlanFailed(PlanningError),
-    /// Operator: move to the alignment (also: resume an interrupted alignment or re-orientation).
+    /// Operator: move to the alignment (also: resume an interrupted alignment, re-orientation or redirect withdrawal).
     AlignRequested,
     /// Robot: the alignment (or re-orientation) goal is reached.
     Aligned,
