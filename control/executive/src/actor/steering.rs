@@ -89,8 +89,11 @@ impl Actor {
                 }
                 Err(rejection) => {
                     // The check scan offered a redirect because no correction of the inserted needle reaches
-                    // the target: the refusal is the answer (the needle stays where it is).
+                    // the target: the refusal is the answer (the needle stays where it is). Both stay offered: a
+                    // refusal for a released deadman or an e-stop passes, and the next request tries again.
                     self.fail(format!("redirect refused ({}): {rejection}", r.why));
+                    self.redirect = Some(r);
+                    self.correction = correction;
                     return None;
                 }
             }
