@@ -76,10 +76,12 @@ impl BusTiming {
         }
     }
 
-    /// A simulated clock with period `cycle`: process data may take [`SIMULATED_PD_TIMEOUT`] of wall time.
+    /// A simulated clock with period `cycle`: a bring-up frame and process data may each take
+    /// [`SIMULATED_PD_TIMEOUT`] of wall time (drives emulated on a lockstep clock do not age while a frame is late).
     pub fn simulated(cycle: Duration) -> Self {
         Self {
             cycle,
+            pdu_timeout: SIMULATED_PD_TIMEOUT,
             process_data_timeout: SIMULATED_PD_TIMEOUT,
             ..Self::default()
         }

@@ -3,7 +3,8 @@
 //! Commands go in and status comes out through `triple_buffer` (wait-free, latest value wins,
 //! fixed storage: neither side ever blocks or allocates); fault and mode events leave through an
 //! `rtrb` SPSC ring (wait-free, bounded) that a non-real-time thread drains. The cycle thread
-//! owns the bus: exchange → [`Cycle::step`] → publish → wait for the next period.
+//! owns the bus: [`Cycle::step`] on the last inputs and the freshest commands and safety sources → publish → exchange
+//! → wait for the next period.
 //!
 //! Typestates: motion can only be commanded on a [`Controller<Enabled>`]; enabling, disabling
 //! and resetting consume the handle, so a stale handle cannot command motion after a reset.
@@ -199,8 +200,13 @@ fn run<B: Bus>(
     let mut last_start = deadline;
     let mut last_cmd = Command::default();
     let mut flat_out_until = 0u64;
+    // Read before the first decision: the drives' actual positions and states (the outputs are all zero: no
+    // controlword, no motion).
+    let mut health = bus.exchange(&outputs[..n], &mut inputs[..n]);
     while !stop.load(Ordering::Relaxed) {
-        let health = bus.exchange(&outputs[..n], &mut inputs[..n]);
+        // Decide on the freshest safety sample, then send at once: a press waits at most one period for the frame that
+        // carries its quick stop. The drive inputs are those of the last exchange, so a drive-side fault is answered in
+        // the next frame either way.
         let cmd = *cmd_out.read();
         let safety = sources.sample(late);
         let status = *cycle.step_with(health, &inputs[..n], &cmd, &safety, &mut outputs[..n]);
@@ -248,6 +254,7 @@ fn run<B: Bus>(
         status_in.write(status);
         last_fault = status.fault;
         last_mode = status.mode;
+        health = bus.exchange(&outputs[..n], &mut inputs[..n]);
         let supervisor_keeps_up = half_watchdog == 0 || status.command_age < half_watchdog;
         if pacing == Pacing::Simulated && status.cycle < flat_out_until && supervisor_keeps_up {
             continue;
