@@ -20,6 +20,10 @@ pub const TX_LEN: usize = 15;
 /// Cyclic synchronous position mode (0x6060 value).
 pub const MODE_CSP: i8 = 8;
 
+/// Quick stop option code the bring-up writes to 0x605A: brake on the quick-stop ramp (0x6085) and stay in Quick stop
+/// active, powered and holding, so a released enable can resume with Enable operation (transition 16) and no reset.
+pub const QUICK_STOP_OPTION_HOLD: i16 = 6;
+
 /// Objects the bring-up compares with the drive configuration before OP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriveObject {

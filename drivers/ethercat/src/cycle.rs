@@ -11,6 +11,7 @@ use crate::config::{AxisConfig, MAX_AXES};
 use crate::safety::{setpoint_step_ok, MotionFault, SafetySample, SafetySettings, StopSource, Supervisor};
 
 pub use crate::cycle_types::{BusHealth, Command, Fault, Mode, ResetAnswer, ResetReply, Status};
+pub use crate::profile::interpolate;
 
 /// Limits the cycle needs per axis, copied from [`AxisConfig`] (no heap, no strings).
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,6 +31,9 @@ const ENABLE_TIMEOUT_CYCLES: u32 = 2000;
 
 /// Cycles every axis must stay inside its position window before the group is in position (0x6068 at 1 kHz: 20 ms).
 pub const IN_POSITION_CYCLES: u32 = 20;
+
+/// A drive in Quick stop active is at a standstill below this fraction of its velocity limit (velocity actual, 0x606C).
+const STANDSTILL: f64 = 0.01;
 
 /// The cycle state. Create once (outside the loop), then call [`Cycle::step`] every period.
 #[derive(Debug, Clone)]
@@ -51,6 +55,10 @@ pub struct Cycle {
     in_position_cycles: u32,
     sup: Supervisor,
     enable_was_held: bool,
+    /// An enable was let go: the drives are sent a CiA 402 quick stop until every enable is back and every drive,
+    /// seen in Quick stop active, is Operation enabled again.
+    enable_stop: bool,
+    quick_stop_seen: [bool; MAX_AXES],
     last_target: [i32; MAX_AXES],
     was_enabled: bool,
     status: Status,
@@ -99,6 +107,8 @@ impl Cycle {
             in_position_cycles: 0,
             sup: Supervisor::new(settings),
             enable_was_held: true,
+            enable_stop: false,
+            quick_stop_seen: [false; MAX_AXES],
             last_target: [0; MAX_AXES],
             was_enabled: false,
             status: Status {
@@ -266,9 +276,11 @@ impl Cycle {
                 if self.status.mode == Mode::Enabled {
                     let l = self.lim[i];
                     let fe = self.status.setpoint[i] - self.status.actual[i];
-                    if st != DriveState::OperationEnabled {
+                    // Braking on its own ramp after a released enable: the drive follows no setpoint.
+                    let stopping = self.enable_stop && st == DriveState::QuickStopActive;
+                    if st != DriveState::OperationEnabled && !stopping {
                         self.latch(Fault::DriveDisabled { axis: i as u8 });
-                    } else if fe.abs() > l.window {
+                    } else if !stopping && fe.abs() > l.window {
                         self.latch(Fault::FollowingError {
                             axis: i as u8,
                             error: fe,
@@ -397,6 +409,36 @@ impl Cycle {
             self.halted_goal_seq = Some(cmd.goal_seq);
         }
         self.enable_was_held = verdict.enable_held || mode != Mode::Enabled;
+        // The released enable also stops the drives themselves: a CiA 402 quick stop (0x605A = 6: their own ramp,
+        // 0x6085, then powered and holding in Quick stop active), which goes on braking if this thread stalls. Once
+        // every enable is back and every drive has been seen in Quick stop active, Enable operation (transition 16)
+        // brings them back; the interpolator restarts at the actual position and holds until a newer goal.
+        let mut resume = false;
+        if mode != Mode::Enabled {
+            self.enable_stop = false;
+        } else {
+            if !verdict.enable_held && !self.enable_stop {
+                self.enable_stop = true;
+                self.quick_stop_seen = [false; MAX_AXES];
+            }
+            if self.enable_stop && fresh {
+                for i in 0..n {
+                    self.quick_stop_seen[i] |= self.status.drive_state[i] == DriveState::QuickStopActive;
+                }
+                resume = verdict.enable_held && self.quick_stop_seen[..n].iter().all(|s| *s);
+                let back = self.status.drive_state[..n]
+                    .iter()
+                    .all(|d| *d == DriveState::OperationEnabled);
+                if resume && back {
+                    self.enable_stop = false;
+                    for i in 0..n {
+                        self.pos[i] = self.status.actual[i];
+                        self.vel[i] = 0.0;
+                        self.hold[i] = self.status.actual[i];
+                    }
+                }
+            }
+        }
         if self.halted_goal_seq.is_some_and(|seq| seq != cmd.goal_seq) {
             self.halted_goal_seq = None;
         }
@@ -406,6 +448,16 @@ impl Cycle {
             let st = self.status.drive_state[i];
             let actual_counts = inputs[i].position;
             let (controlword, target) = match mode {
+                Mode::Enabled if self.enable_stop && self.quick_stop_seen[i] => {
+                    // The drive ignores the target in Quick stop active: keep it at the actual position, so that
+                    // transition 16 finds no step.
+                    self.pos[i] = self.status.actual[i];
+                    self.vel[i] = 0.0;
+                    self.hold[i] = self.status.actual[i];
+                    reached &= f64::from(inputs[i].velocity).abs() <= STANDSTILL * self.lim[i].vmax * self.lim[i].cpu;
+                    let c = if resume { cw::ENABLE_OPERATION } else { cw::QUICK_STOP };
+                    (c, actual_counts)
+                }
                 Mode::Enabled => {
                     let l = self.lim[i];
                     let wanted = if cmd.goal_seq == cmd.enable_goal_seq || self.halted_goal_seq.is_some() {
@@ -427,7 +479,13 @@ impl Cycle {
                     }
                     reached &= p == goal && v == 0.0;
                     within &= f64::from(actual_counts.saturating_sub(target)).abs() <= l.in_position;
-                    (cw::ENABLE_OPERATION, target)
+                    // Until the drive shows Quick stop active it follows this braking setpoint.
+                    let c = if self.enable_stop {
+                        cw::QUICK_STOP
+                    } else {
+                        cw::ENABLE_OPERATION
+                    };
+                    (c, target)
                 }
                 Mode::Enabling => {
                     let c = match st {
@@ -441,6 +499,8 @@ impl Cycle {
                     };
                     (c, actual_counts)
                 }
+                // Quick stop active leaves only by Disable voltage (transition 12) or Enable operation (16).
+                Mode::Disabled if st == DriveState::QuickStopActive => (cw::DISABLE_VOLTAGE, actual_counts),
                 Mode::Disabled => (cw::SHUTDOWN, actual_counts),
                 Mode::Resetting => {
                     // Rising edge of bit 7: alternate 0 / 0x80 while a drive stays in Fault.
@@ -451,7 +511,11 @@ impl Cycle {
                     };
                     (c, actual_counts)
                 }
-                Mode::Faulted => (quick_stop_word(st), actual_counts),
+                Mode::Faulted => {
+                    let standstill =
+                        f64::from(inputs[i].velocity).abs() <= STANDSTILL * self.lim[i].vmax * self.lim[i].cpu;
+                    (quick_stop_word(st, standstill), actual_counts)
+                }
             };
             if mode != Mode::Enabled {
                 self.pos[i] = self.status.actual[i];
@@ -470,7 +534,7 @@ impl Cycle {
         if mode != Mode::Faulted && self.status.mode == Mode::Faulted {
             // Latched while writing the outputs (a setpoint refused): quick stop on every axis in this same frame.
             for i in 0..n {
-                let c = quick_stop_word(self.status.drive_state[i]);
+                let c = quick_stop_word(self.status.drive_state[i], false);
                 self.status.controlword[i] = c;
                 self.status.setpoint[i] = self.status.actual[i];
                 self.last_target[i] = inputs[i].position;
@@ -496,56 +560,16 @@ impl Cycle {
     }
 }
 
-/// The controlword of a latched fault: quick stop from every powered state, disable voltage otherwise.
-fn quick_stop_word(st: DriveState) -> u16 {
+/// The controlword of a latched fault: quick stop from every powered state, disable voltage otherwise and once a
+/// quick stop has come to a standstill.
+fn quick_stop_word(st: DriveState, standstill: bool) -> u16 {
     match st {
+        // Stopped on the quick-stop ramp: a latched fault ends unpowered (transition 12), as with option code 2.
+        DriveState::QuickStopActive if standstill => cw::DISABLE_VOLTAGE,
         DriveState::OperationEnabled
         | DriveState::QuickStopActive
         | DriveState::SwitchedOn
         | DriveState::ReadyToSwitchOn => cw::QUICK_STOP,
         _ => cw::DISABLE_VOLTAGE,
-    }
-}
-
-/// One step of a time-optimal, velocity- and acceleration-limited approach to `goal`
-/// (trapezoidal profile, re-planned every period so a new goal is taken at any time).
-pub fn interpolate(p: f64, v: f64, goal: f64, vmax: f64, amax: f64, dt: f64) -> (f64, f64) {
-    let d = goal - p;
-    let dv_max = amax * dt;
-    if d.abs() <= 0.5 * dv_max * dt && v.abs() <= dv_max {
-        return (goal, 0.0);
-    }
-    // Fastest speed from which the remaining distance still allows a stop (discrete braking).
-    let v_stop = ((2.0 * amax * d.abs()).sqrt() - 0.5 * dv_max).max(0.0);
-    let v_des = d.signum() * vmax.min(v_stop);
-    let v_new = v + (v_des - v).clamp(-dv_max, dv_max);
-    let p_new = p + v_new * dt;
-    // Never step past the goal.
-    if (goal - p_new) * d < 0.0 {
-        return (goal, 0.0);
-    }
-    (p_new, v_new)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn interpolation_respects_limits_and_arrives() {
-        let (vmax, amax, dt) = (0.05, 0.5, 0.001);
-        let (mut p, mut v) = (0.0, 0.0);
-        let mut steps = 0;
-        while (p, v) != (0.1, 0.0) {
-            let (p2, v2) = interpolate(p, v, 0.1, vmax, amax, dt);
-            assert!(v2.abs() <= vmax + 1e-12, "velocity {v2}");
-            assert!((v2 - v).abs() <= amax * dt + 1e-12, "acceleration {}", (v2 - v) / dt);
-            assert!(p2 <= 0.1 + 1e-12);
-            (p, v) = (p2, v2);
-            steps += 1;
-            assert!(steps < 10_000, "did not arrive: p {p} v {v}");
-        }
-        // 0.1 m at 0.05 m/s with 0.1 s ramps: 2.1 s ideal.
-        assert!((2000..2300).contains(&steps), "took {steps} cycles");
     }
 }

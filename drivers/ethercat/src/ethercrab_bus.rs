@@ -14,8 +14,8 @@ use futures_lite::future::block_on;
 
 use crate::bus::Bus;
 use crate::cia402::{
-    decode_si_unit, DriveInputs, DriveObject, DriveOutputs, ObjectValue, UnitKind, MODE_CSP, RX_LEN, RX_MAPPING,
-    TX_LEN, TX_MAPPING,
+    decode_si_unit, DriveInputs, DriveObject, DriveOutputs, ObjectValue, UnitKind, MODE_CSP, QUICK_STOP_OPTION_HOLD,
+    RX_LEN, RX_MAPPING, TX_LEN, TX_MAPPING,
 };
 use crate::config::JointKind;
 use crate::config::{AxisConfig, MAX_AXES};
@@ -166,6 +166,7 @@ async fn map_pdos(
         sd.sdo_write(assign, 0, 1u8).await?;
     }
     sd.sdo_write(0x6065, 0, axis.following_error_window_counts()).await?;
+    sd.sdo_write(0x605A, 0, QUICK_STOP_OPTION_HOLD).await?;
     sd.sdo_write(0x607C, 0, axis.to_counts(axis.homing_offset)).await?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use ethercat::{
 };
 
 use crate::bus::Bus;
-use crate::cia402::{DriveInputs, DriveOutputs, MODE_CSP, RX_MAPPING, TX_MAPPING};
+use crate::cia402::{DriveInputs, DriveOutputs, MODE_CSP, QUICK_STOP_OPTION_HOLD, RX_MAPPING, TX_MAPPING};
 use crate::config::{AxisConfig, MAX_AXES};
 use crate::cycle::BusHealth;
 use crate::Error;
@@ -89,6 +89,8 @@ impl IghBus {
                 .map_err(err)?;
             sc.add_sdo(SdoIdx::new(0x6060, 0), &MODE_CSP).map_err(err)?;
             sc.add_sdo(SdoIdx::new(0x6065, 0), &axis.following_error_window_counts())
+                .map_err(err)?;
+            sc.add_sdo(SdoIdx::new(0x605A, 0), &QUICK_STOP_OPTION_HOLD)
                 .map_err(err)?;
             sc.add_sdo(SdoIdx::new(0x607C, 0), &axis.to_counts(axis.homing_offset))
                 .map_err(err)?;

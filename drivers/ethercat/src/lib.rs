@@ -21,6 +21,7 @@ mod error;
 pub mod ethercrab_bus;
 #[cfg(feature = "igh")]
 pub mod igh;
+mod profile;
 pub mod rt;
 pub mod runner;
 pub mod safety;

@@ -8,6 +8,7 @@ mod common;
 use acus_ethercat::cia402::cw;
 use acus_ethercat::cycle::{BusHealth, Command, Fault, Mode, Status};
 use acus_ethercat::safety::{SourceKind, SourceSample, StopSource};
+use acus_sim_ecat::drive::PowerState;
 use common::pure::PureRig;
 
 const N: usize = 6;
@@ -145,7 +146,9 @@ fn one_console_silent_while_another_talks_is_an_estop_naming_the_silent_one() {
     reset_goes_through(&mut rig, dt, &mut cmd);
 }
 
-/// Enable released (or silent): a halt along the motion, never back, goals refused; back held, only a newer goal moves.
+/// Enable released (or silent): a CiA 402 quick stop at the drives (they brake on their own ramp and stay powered in
+/// Quick stop active), never back, goals refused, no latch; back held: Enable operation (transition 16), and only a
+/// newer goal moves.
 fn enable_lost(silent: bool) {
     let (mut rig, dt) = rig();
     rig.safety.sources[2] = source(SourceKind::Enable, true, 1, 30);
@@ -160,19 +163,32 @@ fn enable_lost(silent: bool) {
     let mut last = before.setpoint[5];
     let mut s = before;
     let mut released_at = None;
+    let mut quick_stop_at = None;
+    let mut last_drive = rig.drive(5).position();
     for _ in 0..3000 {
         s = run(&mut rig, dt, &cmd, 1);
         if !s.enable_held && released_at.is_none() {
             released_at = Some(s.cycle);
         }
+        if quick_stop_at.is_none() && s.controlword[..N].iter().all(|c| *c == cw::QUICK_STOP) {
+            quick_stop_at = Some(s.cycle);
+        }
         assert!(s.setpoint[5] >= last - 1e-9, "the needle went back");
+        assert!(rig.drive(5).position() >= last_drive - 1e-9, "the drive went back");
         last = s.setpoint[5];
+        last_drive = rig.drive(5).position();
     }
     let released_at = released_at.expect("enable seen released");
     assert!(
         released_at <= before.cycle + if silent { 32 } else { 1 },
         "released seen at {released_at}"
     );
+    // The quick stop leaves in the frame of the cycle that saw the release, and the drives take it.
+    assert_eq!(quick_stop_at, Some(released_at));
+    for i in 0..N {
+        assert_eq!(rig.drive(i).state(), PowerState::QuickStopActive, "axis {i}");
+        assert!(rig.drive(i).velocity().abs() < 1e-9, "axis {i} still moving");
+    }
     assert_eq!(s.fault, None, "a released enable is a hold, not a latch");
     assert!(s.halted && s.in_position && s.mode == Mode::Enabled);
     assert!(s.setpoint[5] < cmd.goal[5] - 0.005, "the goal was abandoned");
@@ -189,6 +205,15 @@ fn enable_lost(silent: bool) {
     rig.live_sources[2] = true;
     let again = run(&mut rig, dt, &cmd, 300);
     assert!(again.enable_held);
+    assert_eq!(again.fault, None);
+    for i in 0..N {
+        assert_eq!(
+            rig.drive(i).state(),
+            PowerState::OperationEnabled,
+            "axis {i} back (transition 16)"
+        );
+    }
+    assert!(again.controlword[..N].iter().all(|c| *c == cw::ENABLE_OPERATION));
     assert!(
         (again.setpoint[5] - s.setpoint[5]).abs() < 1e-9,
         "resumed a goal sent while released"
@@ -202,12 +227,12 @@ fn enable_lost(silent: bool) {
 }
 
 #[test]
-fn enable_released_halts_along_the_motion_and_holds_until_held_again() {
+fn enable_released_quick_stops_the_drives_and_resumes_when_held_again() {
     enable_lost(false);
 }
 
 #[test]
-fn enable_client_silent_halts_like_a_release() {
+fn enable_client_silent_quick_stops_like_a_release() {
     // The client crashed while holding: its counter stops changing.
     enable_lost(true);
 }

@@ -217,6 +217,8 @@ pub struct Drive {
     vel: f64,
     last_target: Option<f64>,
     last_controlword: u16,
+    /// A quick stop the drive made by itself (outputs invalid): it ends in Switch on disabled whatever 0x605A says.
+    forced_stop: bool,
     error_code: u16,
     following_error: f64,
     effort: f64,
@@ -234,6 +236,7 @@ impl Drive {
             vel: 0.0,
             last_target: None,
             last_controlword: 0,
+            forced_stop: false,
             error_code: 0,
             following_error: 0.0,
             effort: 0.0,
@@ -312,6 +315,7 @@ impl Drive {
             ReadyToSwitchOn | SwitchedOn => SwitchOnDisabled,
             s => s,
         };
+        self.forced_stop = self.state == PowerState::QuickStopActive;
     }
 
     /// Encoder counts per joint unit of this drive (from its unit objects).
@@ -357,6 +361,10 @@ impl Drive {
         let enable = cw & 0x8F == 0x0F;
         let disable_voltage = cw & 0x82 == 0x00;
         let quick_stop = cw & 0x86 == 0x02;
+        // Quick stop option code (0x605A): 5–8 brake and stay in Quick stop active, powered and holding, until Enable
+        // operation (transition 16) or Disable voltage (12); the others (2, the power-on value) end in Switch on
+        // disabled once stopped.
+        let stays_in_quick_stop = (5..=8).contains(&od.i32(idx::QUICK_STOP_OPTION)) && !self.forced_stop;
         self.state = match self.state {
             NotReadyToSwitchOn => SwitchOnDisabled,
             SwitchOnDisabled if shutdown => ReadyToSwitchOn,
@@ -370,9 +378,14 @@ impl Drive {
             OperationEnabled if disable_voltage => SwitchOnDisabled,
             OperationEnabled if shutdown => ReadyToSwitchOn,
             OperationEnabled if switch_on => SwitchedOn,
+            QuickStopActive if outputs_valid && disable_voltage => SwitchOnDisabled,
+            QuickStopActive if outputs_valid && enable && stays_in_quick_stop => OperationEnabled,
             Fault if rising_reset => SwitchOnDisabled,
             s => s,
         };
+        if self.state != QuickStopActive {
+            self.forced_stop = false;
+        }
         if self.state == SwitchOnDisabled && self.error_code != 0 {
             self.error_code = 0;
         }
@@ -399,8 +412,9 @@ impl Drive {
             }
             QuickStopActive => {
                 let a = self.quick_stop_decel(od);
-                if self.brake(dt, a) {
-                    self.state = SwitchOnDisabled; // quick stop option code 2
+                self.last_target = None; // back in Operation enabled, the first target gives no feed-forward
+                if self.brake(dt, a) && !stays_in_quick_stop {
+                    self.state = SwitchOnDisabled; // quick stop option codes 1–4
                 }
             }
             FaultReactionActive => {
@@ -542,6 +556,61 @@ mod tests {
             "braked in {t} s, v0/a = {} s",
             v0 / decel
         );
+    }
+
+    #[test]
+    fn quick_stop_option_6_holds_powered_until_enable_operation() {
+        let (mut d, mut od) = setup();
+        od.set(idx::MODES, &[8]);
+        od.set(idx::QUICK_STOP_OPTION, &6i16.to_le_bytes());
+        od.set(idx::FOLLOWING_ERROR_WINDOW, &100_000_000u32.to_le_bytes());
+        for w in [0u16, 0x06, 0x07, 0x0F] {
+            cw(&mut od, &mut d, w);
+        }
+        let cpu = d.counts_per_unit();
+        let mut target = f64::from(od.i32(idx::TARGET_POSITION));
+        for _ in 0..300 {
+            target += 0.02 * 0.001 * cpu;
+            od.set(idx::TARGET_POSITION, &(target.round() as i32).to_le_bytes());
+            cw(&mut od, &mut d, 0x0F);
+        }
+        assert!(d.velocity() > 0.015);
+        // The quick stop command: braking, then stopped and still powered (not Switch on disabled).
+        for _ in 0..2000 {
+            cw(&mut od, &mut d, 0x02);
+        }
+        assert_eq!(d.state(), PowerState::QuickStopActive);
+        assert!(d.velocity().abs() < 1e-9);
+        let stopped_at = d.position();
+        for _ in 0..100 {
+            cw(&mut od, &mut d, 0x02);
+        }
+        assert!(
+            (d.position() - stopped_at).abs() < 1e-12,
+            "the axis holds where it stopped"
+        );
+        // Transition 16: Enable operation returns to Operation enabled; with the target at the actual position the
+        // axis does not move.
+        let here = od.i32(idx::POSITION_ACTUAL);
+        od.set(idx::TARGET_POSITION, &here.to_le_bytes());
+        for _ in 0..50 {
+            cw(&mut od, &mut d, 0x0F);
+        }
+        assert_eq!(d.state(), PowerState::OperationEnabled);
+        assert!(
+            (d.position() - stopped_at).abs() * cpu < 1.0,
+            "moved {} counts",
+            (d.position() - stopped_at) * cpu
+        );
+        // A quick stop the drive makes by itself (outputs invalid) still ends in Switch on disabled.
+        d.quick_stop();
+        let mut steps = 0;
+        while d.state() == PowerState::QuickStopActive {
+            d.step(&mut od, 0.001, false);
+            steps += 1;
+            assert!(steps < 10_000);
+        }
+        assert_eq!(d.state(), PowerState::SwitchOnDisabled);
     }
 
     #[test]

@@ -7,17 +7,13 @@
 //! `Pacing::RealTime` with the positioner's six drives emulated in process on their own wall clock
 //! (`acus_sim_ecat::inproc`, as drivers/ethercat/benches/estop.rs).
 //!
-//! What the cycle does on a released or silent enable (drivers/ethercat/src/cycle.rs): no CiA 402 quick stop. The
-//! controlword stays Enable operation (0x000F) and the interpolator brakes the setpoint from its current motion at the
-//! axis' configured acceleration limit to a standstill and holds it there (a "halt", not a latch). So the reaction at
-//! the drives is read from the target position (0x607A) each drive received, polled in its object dictionary every
-//! 50 µs (the resolution of every figure), and the bench checks that no other controlword ever arrived:
-//! - braking: the first target received whose step is below the cruise step by more than 25 counts (the first halt
-//!   step is half an acceleration step smaller, ~52 counts on the insertion axis; a frame missed by the poll can only
-//!   make this later);
-//! - setpoint at rest: the last change of the target (the drives' target no longer advances);
-//! - drive at rest: the emulated drive's own velocity below 1 % of the cruise speed from then on.
-//!
+//! What the cycle does on a released or silent enable (drivers/ethercat/src/cycle.rs): a CiA 402 quick stop. Every
+//! drive gets controlword 0x0002 and brakes on its own quick-stop ramp (0x6085); with the option code the bring-up
+//! writes (0x605A = 6) it stays powered and holding in Quick stop active until the enable is back (no latch). Measured at
+//! the drives, polled in their object dictionaries every 50 µs (the resolution of every figure):
+//! - quick stop: every drive holds a controlword with bit 2 clear (the frame carrying it has arrived);
+//! - drive at rest: the emulated insertion drive's own velocity below 1 % of the cruise speed from then on; the bench
+//!   also counts trials in which that drive was never seen in Quick stop active.
 //! Only the insertion axis moves (4 mm/s, the configured insertion speed of 0.2 × its URDF limit, already cruising); the other five hold still,
 //! so "every drive" reduces to the insertion drive. The event's t0: released = when the sim wrote the first `R` line;
 //! unplugged = just before the pty is hung up and its symlink removed; silent = when the sim wrote its last `H` plus
@@ -33,7 +29,6 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use acus_ethercat::cia402::cw;
 use acus_ethercat::config::{AxisConfig, DrivesConfig};
 use acus_ethercat::cycle::{Mode, Status};
 use acus_ethercat::ethercrab_bus::{pdu_storage, BusTiming, EthercrabBus};
@@ -41,6 +36,7 @@ use acus_ethercat::rt::RtSettings;
 use acus_ethercat::runner::{Controller, Disabled, Enabled, Pacing, RunnerSettings};
 use acus_ethercat::safety::{SafetyInput, SourceKind};
 use acus_serial::pedal_port::{run_pedal, PedalConfig};
+use acus_sim_ecat::drive::PowerState;
 use acus_sim_ecat::inproc::InProcessLink;
 use acus_sim_ecat::od::idx;
 use acus_sim_ecat::{Clock, DriveParams, Network};
@@ -51,13 +47,8 @@ const INSERTION: usize = 5;
 /// Of the URDF's 20 mm/s: 4 mm/s, the insertion speed of launch/config/sim.yaml (`motion.insertion_speed`).
 const SPEED_SCALE: f64 = 0.2;
 const POLL: Duration = Duration::from_micros(50);
-/// A target step this far below the cruise step is braking (rounding jitter is ±1 count).
-const BRAKE_COUNTS: f64 = 25.0;
-/// The trial ends once the target has not changed for this long and the drive is at rest.
+/// The trial ends once the drive has been at rest for this long.
 const SETTLED: Duration = Duration::from_millis(40);
-const SAMPLES: usize = 1 << 14;
-/// The drives are watched from this long before the event.
-const LOOK_BEFORE: Duration = Duration::from_millis(5);
 
 fn epoch() -> Instant {
     static E: OnceLock<Instant> = OnceLock::new();
@@ -200,29 +191,20 @@ fn bring_up(mut d: Controller<Disabled>) -> Controller<Enabled> {
     e
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    t: u64,
-    target: i32,
-    /// Every drive held Enable operation (0x000F) when this target was read.
-    cw_ok: bool,
-}
-
 /// One measured trial, ms from the event's t0.
 #[derive(Debug, Default, Clone, Copy)]
 struct Figures {
     reader: Option<f64>,
     judged: Option<f64>,
-    braking: f64,
-    setpoint_rest: f64,
+    quick_stop: f64,
     drive_rest: f64,
 }
 
 enum Outcome {
     Measured(Figures),
     Skipped(String),
-    /// A fault latched (a frame late beyond 1.5 periods, on a loaded machine); with the braking latency when the
-    /// braking setpoint had reached the drives before it.
+    /// A fault latched (a frame late beyond 1.5 periods, on a loaded machine); with the quick-stop latency when the
+    /// pedal's quick stop had reached the drives before it.
     Fault(String, Option<f64>),
 }
 
@@ -231,12 +213,10 @@ struct Bench<'a> {
     pedal: &'a SimPedal,
     reader: &'a Reader,
     deadline: Duration,
-    /// Insertion target step per cycle at cruise, counts.
-    cruise: f64,
     /// Insertion cruise speed, m/s.
     speed: f64,
-    samples: Vec<Sample>,
-    wrong_controlword: usize,
+    /// Trials whose insertion drive was never seen in Quick stop active.
+    no_quick_stop_state: usize,
 }
 
 impl Bench<'_> {
@@ -252,50 +232,34 @@ impl Bench<'_> {
         }
         // Cruising first (20 ms of ramp at 0.2 m/s²), the event at a varying phase of the pedal's 20 ms frames.
         let fire_at = Instant::now() + Duration::from_micros(60_000 + (trial as u64 * 7_919) % 20_000);
-        self.samples.clear();
         let mut fired: Option<Instant> = None;
         let mut t_ref = 0u64;
         let mut judged: Option<u64> = None;
+        let mut quick_stop_at: Option<u64> = None;
         let mut rest_since: Option<u64> = None;
-        let mut wrong_cw = false;
+        let mut state_seen = false;
+        let mut speed_at_event = 0.0;
         let mut fault_after = None;
         let rest_speed = 0.01 * self.speed;
-        // The drives' dictionaries are read (under the emulated line's lock, which every frame takes too) only from
-        // shortly before the event, as estop.rs does: enough samples to see the axis cruising.
-        let watch_from = fire_at - LOOK_BEFORE;
-        while Instant::now() < watch_from {
-            e.heartbeat();
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        let mut last_change = Instant::now();
         loop {
             e.heartbeat();
             let now = Instant::now();
-            let (target, all_enabled, speed) = {
-                let net = self.link.network();
-                let d = net.devices();
-                (
-                    d[INSERTION].od.i32(idx::TARGET_POSITION),
-                    d.iter()
-                        .all(|x| x.od.i32(idx::CONTROLWORD) as u16 == cw::ENABLE_OPERATION),
-                    d[INSERTION].drive.velocity().abs(),
-                )
-            };
-            wrong_cw |= !all_enabled;
-            if self
-                .samples
-                .last()
-                .is_none_or(|l| l.target != target || l.cw_ok != all_enabled)
-                && self.samples.len() < SAMPLES
-            {
-                self.samples.push(Sample {
-                    t: ns(now),
-                    target,
-                    cw_ok: all_enabled,
-                });
-                last_change = now;
-            }
             if let Some(f) = fired {
+                // The drives' dictionaries, under the emulated line's lock (every frame takes it too): every drive
+                // holding a quick-stop controlword (bit 2 clear) means the frame carrying it has arrived.
+                let (all_quick_stop, in_state, speed) = {
+                    let net = self.link.network();
+                    let d = net.devices();
+                    (
+                        d.iter().all(|x| x.od.i32(idx::CONTROLWORD) & 0x0004 == 0),
+                        d[INSERTION].drive.state() == PowerState::QuickStopActive,
+                        d[INSERTION].drive.velocity().abs(),
+                    )
+                };
+                if all_quick_stop {
+                    quick_stop_at.get_or_insert(ns(now));
+                }
+                state_seen |= in_state;
                 if speed < rest_speed {
                     rest_since.get_or_insert(ns(now));
                 } else {
@@ -309,7 +273,10 @@ impl Bench<'_> {
                     fault_after = Some(format!("{fault:?} after the event"));
                     break;
                 }
-                if judged.is_some() && now.duration_since(last_change) >= SETTLED && rest_since.is_some() {
+                if judged.is_some()
+                    && quick_stop_at.is_some()
+                    && rest_since.is_some_and(|t| ns(now) - t >= SETTLED.as_nanos() as u64)
+                {
                     break;
                 }
                 if f.elapsed() > Duration::from_secs(2) {
@@ -320,6 +287,7 @@ impl Bench<'_> {
                 if let Some(fault) = st.fault {
                     return Outcome::Fault(format!("{fault:?} before the event"), None);
                 }
+                speed_at_event = self.link.network().devices()[INSERTION].drive.velocity().abs();
                 self.reader.released_at.store(0, Ordering::Relaxed);
                 match event {
                     Event::Released => self.pedal.release(),
@@ -339,62 +307,38 @@ impl Bench<'_> {
                 }
                 fired = Some(now);
             }
-            std::thread::sleep(POLL);
+            std::thread::sleep(if fired.is_some() {
+                POLL
+            } else {
+                Duration::from_micros(200)
+            });
         }
         if event == Event::Released {
             match self.pedal.last_frame() {
                 Some(f) if !f.held => t_ref = ns(f.level_since),
                 _ if fault_after.is_some() => return Outcome::Fault(fault_after.unwrap_or_default(), None),
-                other => {
-                    let st = e.status();
-                    return Outcome::Skipped(format!(
-                        "no R frame sent: {other:?}; {} samples, mode {:?} halted {} held {} goal_seq {}",
-                        self.samples.len(),
-                        st.mode,
-                        st.halted,
-                        st.enable_held,
-                        st.goal_seq
-                    ));
-                }
+                other => return Outcome::Skipped(format!("no R frame sent: {other:?}")),
             }
         }
         if let Some(why) = fault_after {
-            // The fault's own quick stop follows; only a braking step received before it counts as the pedal's.
-            let braked = match self.analyse(t_ref, dir, judged, rest_since) {
-                Outcome::Measured(f) => Some(f.braking),
-                _ => None,
-            };
-            return Outcome::Fault(why, braked);
+            // The fault's own quick stop follows; only a quick stop received before it counts as the pedal's.
+            return Outcome::Fault(why, judged.and(quick_stop_at).map(|t| ms(t_ref, t)));
         }
-        if wrong_cw {
-            self.wrong_controlword += 1;
+        if speed_at_event < 0.9 * self.speed {
+            return Outcome::Skipped(format!("not cruising at the event ({:.2} mm/s)", speed_at_event * 1e3));
         }
-        self.analyse(t_ref, dir, judged, rest_since)
-    }
-
-    fn analyse(&self, t_ref: u64, dir: f64, judged: Option<u64>, rest_since: Option<u64>) -> Outcome {
-        let step = |i: usize| dir * f64::from(self.samples[i].target - self.samples[i - 1].target);
-        let Some(first_after) = self.samples.iter().position(|s| s.t > t_ref) else {
-            return Outcome::Skipped("the target never changed after the event".into());
+        let Some(quick_stop) = quick_stop_at else {
+            return Outcome::Skipped("no quick stop seen".into());
         };
-        // Cruising at the event: the last step before it is a cruise step (or more: a frame the poll missed).
-        if first_after < 2 || step(first_after - 1) < self.cruise - BRAKE_COUNTS {
-            return Outcome::Skipped("not cruising at the event".into());
+        if !state_seen {
+            self.no_quick_stop_state += 1;
         }
-        let Some(brake) = (first_after..self.samples.len()).find(|&i| step(i) < self.cruise - BRAKE_COUNTS) else {
-            return Outcome::Skipped("no braking step seen".into());
-        };
-        if !self.samples[brake].cw_ok {
-            return Outcome::Skipped("the braking step came with another controlword (a fault's quick stop)".into());
-        }
-        let last = self.samples.len() - 1;
         let stamp = self.reader.released_at.load(Ordering::Relaxed);
         Outcome::Measured(Figures {
             reader: (stamp != 0).then(|| ms(t_ref, stamp)),
             judged: judged.map(|t| ms(t_ref, t)),
-            braking: ms(t_ref, self.samples[brake].t),
-            setpoint_rest: ms(t_ref, self.samples[last].t),
-            drive_rest: ms(t_ref, rest_since.unwrap_or(self.samples[last].t)),
+            quick_stop: ms(t_ref, quick_stop),
+            drive_rest: ms(t_ref, rest_since.unwrap_or(quick_stop)),
         })
     }
 }
@@ -452,10 +396,8 @@ fn run(rt: bool, trials: usize) {
         pedal: &pedal,
         reader: &reader,
         deadline,
-        cruise: speed * period.as_secs_f64() * axis.counts_per_unit,
         speed,
-        samples: Vec::with_capacity(SAMPLES),
-        wrong_controlword: 0,
+        no_quick_stop_state: 0,
     };
     let mut group = Some(bring_up(ctrl));
     let got_rt = group.as_mut().map(|e| e.status().realtime).unwrap_or(false);
@@ -465,20 +407,20 @@ fn run(rt: bool, trials: usize) {
     );
     println!(
         "  chain: pedal frames every 20 ms; reader deadline {} ms, heartbeat {} ms; enable source deadline {cycles} cycles \
-         of {} ms; insertion at {:.1} mm/s braking at {} m/s² ({:.1} ms of setpoint braking)",
+         of {} ms; insertion at {:.1} mm/s; the drives' quick-stop ramp (0x6085) {} m/s² ({:.1} ms of braking)",
         deadline.as_millis(),
         heartbeat.as_millis(),
         period.as_secs_f64() * 1e3,
         speed * 1e3,
-        axis.max_acceleration,
-        speed / axis.max_acceleration * 1e3
+        2.0 * axis.max_acceleration,
+        speed / (2.0 * axis.max_acceleration) * 1e3
     );
     for event in [Event::Released, Event::Unplugged, Event::Silent] {
         let mut figs = Vec::with_capacity(trials);
         let mut faults = 0usize;
         let mut braked_before_fault = Vec::new();
         let mut skipped = 0usize;
-        bench.wrong_controlword = 0;
+        bench.no_quick_stop_state = 0;
         let started = Instant::now();
         for trial in 0..trials {
             let Some(mut e) = group.take() else { break };
@@ -509,14 +451,14 @@ fn run(rt: bool, trials: usize) {
             &figs,
             faults,
             skipped,
-            bench.wrong_controlword,
+            bench.no_quick_stop_state,
             deadline,
             started.elapsed(),
         );
         if !braked_before_fault.is_empty() {
             line(
                 &format!(
-                    "(faulted trials, braking received first: {})",
+                    "(faulted trials, quick stop received first: {})",
                     braked_before_fault.len()
                 ),
                 &braked_before_fault,
@@ -534,7 +476,7 @@ fn report(
     figs: &[Figures],
     faults: usize,
     skipped: usize,
-    wrong_cw: usize,
+    no_state: usize,
     deadline: Duration,
     took: Duration,
 ) {
@@ -544,8 +486,8 @@ fn report(
         Event::Silent => ("silent", "t0 = the sim wrote its last H + the reader's deadline"),
     };
     println!(
-        "  {what}: {} trials measured, {faults} ended by a fault, {skipped} skipped, {wrong_cw} with a controlword \
-         other than 0x000F at a drive ({:.1} s); {t0}",
+        "  {what}: {} trials measured, {faults} ended by a fault, {skipped} skipped, {no_state} without the insertion \
+         drive seen in Quick stop active ({:.1} s); {t0}",
         figs.len(),
         took.as_secs_f64()
     );
@@ -555,16 +497,22 @@ fn report(
     let col = |f: &dyn Fn(&Figures) -> Option<f64>| pick(figs, f);
     line("→ reader reports released", &col(&|f| f.reader));
     line("→ cycle status: enable not held", &col(&|f| f.judged));
-    line("→ drives receive the braking setpoint", &col(&|f| Some(f.braking)));
-    line("→ drives' target stops advancing", &col(&|f| Some(f.setpoint_rest)));
+    line(
+        "→ quick stop at every drive (controlword)",
+        &col(&|f| Some(f.quick_stop)),
+    );
     line(
         "→ insertion drive at rest (<1 % of cruise)",
         &col(&|f| Some(f.drive_rest)),
     );
+    let within = figs.iter().filter(|f| f.quick_stop <= 50.0).count();
+    println!("    quick stop at the drives within 50 ms: {within} of {}", figs.len());
     if event == Event::Silent {
         let d = deadline.as_secs_f64() * 1e3;
         println!("    from the last H written (raw, deadline included):");
-        line("→ drives receive the braking setpoint", &col(&|f| Some(f.braking + d)));
-        line("→ drives' target stops advancing", &col(&|f| Some(f.setpoint_rest + d)));
+        line(
+            "→ quick stop at every drive (controlword)",
+            &col(&|f| Some(f.quick_stop + d)),
+        );
     }
 }

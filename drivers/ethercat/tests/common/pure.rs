@@ -44,6 +44,11 @@ impl PureRig {
                     idx::FOLLOWING_ERROR_WINDOW,
                     &a.following_error_window_counts().to_le_bytes(),
                 );
+                // As the bring-up writes it (`map_pdos`).
+                od.set(
+                    idx::QUICK_STOP_OPTION,
+                    &acus_ethercat::cia402::QUICK_STOP_OPTION_HOLD.to_le_bytes(),
+                );
                 let p: DriveParams = super::sim_params(a, 0.5 * (a.lower + a.upper));
                 (Drive::new(p), od)
             })
@@ -116,6 +121,11 @@ impl PureRig {
             drive.step(od, dt, true);
             write_tx(od, &mut self.tx[i]);
         }
+    }
+
+    /// The emulated drive of `axis` (its own state and motion, not what the master reads).
+    pub fn drive(&self, axis: usize) -> &Drive {
+        &self.drives[axis].0
     }
 
     pub fn inject_fault(&mut self, axis: usize, code: u16) {
