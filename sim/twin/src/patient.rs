@@ -161,11 +161,23 @@ pub struct Patient {
     needle: Option<NeedleInTissue>,
     /// The organ's breathing displacement now (CT, m): it carries the lesion and the needle in it.
     organ: Vector3<f64>,
-    /// The needle shaft's bend between the robot's guide and the tissue that holds it, accumulated as breathing moves
-    /// the tissue relative to the guide.
+    /// The needle shaft's bend between the robot's guide and the tissue that holds it, as breathing moves the tissue
+    /// relative to the guide.
     bend: UnitQuaternion<f64>,
+    /// Where the tissue holds the shaft (organ frame), with the entry and the bend when that was taken: the bend is a
+    /// function of where the entry is now, not of the path it took there (a breath out and back leaves the needle as it
+    /// was, however often it is looked at). Taken again after the needle advances, withdraws or the guide turns.
+    bend_anchor: Option<BendAnchor>,
     /// The encoder positions of the last sync.
     last_q: Option<JointPositions>,
+}
+
+/// See [`Patient::bend_anchor`]: organ frame, m.
+#[derive(Clone, Copy, Debug)]
+struct BendAnchor {
+    held: nalgebra::Point3<f64>,
+    entry: nalgebra::Point3<f64>,
+    bend: UnitQuaternion<f64>,
 }
 
 impl Patient {
@@ -206,6 +218,7 @@ impl Patient {
             needle: None,
             organ: Vector3::zeros(),
             bend: UnitQuaternion::identity(),
+            bend_anchor: None,
             last_q: None,
         })
     }
@@ -249,6 +262,7 @@ impl Patient {
         if depth <= 1e-6 {
             self.needle = None;
             self.bend = UnitQuaternion::identity();
+            self.bend_anchor = None;
             return Ok(());
         }
         let needle = match self.needle.as_mut() {
@@ -258,13 +272,20 @@ impl Patient {
                     // The tissue moved under the entry: the shaft turns by the angle the entry moved, seen from the
                     // tip, or from MIN_LEVER along the shaft while less is inserted (a needle barely in is held by the
                     // guide, not by the tissue).
-                    let shaft = tip - old_entry;
-                    let lever = shaft.norm().max(MIN_LEVER);
-                    let far =
-                        old_entry + shaft.try_normalize(1e-12).unwrap_or_else(|| n.heading().into_inner()) * lever;
-                    let turn = UnitQuaternion::rotation_between(&(far - old_entry), &(far - entry.coords))
+                    let bend = self.bend;
+                    let a = *self.bend_anchor.get_or_insert_with(|| {
+                        let shaft = tip - old_entry;
+                        let lever = shaft.norm().max(MIN_LEVER);
+                        let dir = shaft.try_normalize(1e-12).unwrap_or_else(|| n.heading().into_inner());
+                        BendAnchor {
+                            held: old_entry + dir * lever,
+                            entry: old_entry,
+                            bend,
+                        }
+                    });
+                    let turn = UnitQuaternion::rotation_between(&(a.held - a.entry), &(a.held - entry.coords))
                         .unwrap_or_else(UnitQuaternion::identity);
-                    self.bend = turn * self.bend;
+                    self.bend = turn * a.bend;
                     let guide = GuidePose {
                         entry,
                         holder: self.bend * holder,
@@ -277,6 +298,7 @@ impl Patient {
                     };
                     if n.guide() != &guide {
                         n.set_guide(guide).map_err(TwinError::Needle)?;
+                        self.bend_anchor = None;
                     }
                 }
                 n
@@ -295,9 +317,11 @@ impl Patient {
         // heading noise of a piece that does not exist, and shift every later draw.
         if increment > 1e-9 {
             needle.advance(increment).map_err(TwinError::Needle)?;
+            self.bend_anchor = None;
         } else if increment < -1e-6 {
             // Pulled back part of the way (a withdrawal before a redirect): the tip retraces its track.
             needle.withdraw(-increment).map_err(TwinError::Needle)?;
+            self.bend_anchor = None;
         }
         Ok(())
     }
