@@ -520,23 +520,29 @@ mod tests {
         assert_eq!(DriveParams { mass: f64::NAN, ..lin }.invalid_field(), Some("mass"));
     }
 
-    #[test]
-    fn quick_stop_brakes_at_0x6085_then_switch_on_disabled() {
+    /// A drive enabled in CSP and cruising for 0.3 s at `speed` (m/s): its target moves `speed` × 1 ms per period.
+    fn cruising(speed: f64) -> (Drive, ObjectDictionary) {
         let (mut d, mut od) = setup();
         od.set(idx::MODES, &[8]);
-        od.set(idx::TARGET_POSITION, &10_000i32.to_le_bytes());
+        od.set(idx::TARGET_POSITION, &10_000i32.to_le_bytes()); // where `setup` puts it
         od.set(idx::FOLLOWING_ERROR_WINDOW, &100_000_000u32.to_le_bytes());
         for w in [0u16, 0x06, 0x07, 0x0F] {
             cw(&mut od, &mut d, w);
         }
-        // Run at 50 mm/s: the target moves 50 µm per period.
         let cpu = d.counts_per_unit();
         let mut target = f64::from(od.i32(idx::TARGET_POSITION));
         for _ in 0..300 {
-            target += 0.05 * 0.001 * cpu;
+            target += speed * 0.001 * cpu;
             od.set(idx::TARGET_POSITION, &(target.round() as i32).to_le_bytes());
             cw(&mut od, &mut d, 0x0F);
         }
+        (d, od)
+    }
+
+    #[test]
+    fn quick_stop_brakes_at_0x6085_then_switch_on_disabled() {
+        let (mut d, mut od) = cruising(0.05);
+        let cpu = d.counts_per_unit();
         let v0 = d.velocity();
         assert!(v0 > 0.045, "moving at {v0}");
         let decel = 0.5; // m/s², below the acceleration limit
@@ -560,20 +566,9 @@ mod tests {
 
     #[test]
     fn quick_stop_option_6_holds_powered_until_enable_operation() {
-        let (mut d, mut od) = setup();
-        od.set(idx::MODES, &[8]);
+        let (mut d, mut od) = cruising(0.02);
         od.set(idx::QUICK_STOP_OPTION, &6i16.to_le_bytes());
-        od.set(idx::FOLLOWING_ERROR_WINDOW, &100_000_000u32.to_le_bytes());
-        for w in [0u16, 0x06, 0x07, 0x0F] {
-            cw(&mut od, &mut d, w);
-        }
         let cpu = d.counts_per_unit();
-        let mut target = f64::from(od.i32(idx::TARGET_POSITION));
-        for _ in 0..300 {
-            target += 0.02 * 0.001 * cpu;
-            od.set(idx::TARGET_POSITION, &(target.round() as i32).to_le_bytes());
-            cw(&mut od, &mut d, 0x0F);
-        }
         assert!(d.velocity() > 0.015);
         // The quick stop command: braking, then stopped and still powered (not Switch on disabled).
         for _ in 0..2000 {
