@@ -539,6 +539,17 @@ mod tests {
         (d, od)
     }
 
+    /// Periods (1 ms, outputs invalid) until a drive's own quick stop leaves Quick stop active.
+    fn self_quick_stop(d: &mut Drive, od: &mut ObjectDictionary) -> u32 {
+        let mut steps = 0;
+        while d.state() == PowerState::QuickStopActive {
+            d.step(od, 0.001, false);
+            steps += 1;
+            assert!(steps < 10_000);
+        }
+        steps
+    }
+
     #[test]
     fn quick_stop_brakes_at_0x6085_then_switch_on_disabled() {
         let (mut d, mut od) = cruising(0.05);
@@ -549,12 +560,7 @@ mod tests {
         od.set(idx::QUICK_STOP_DECELERATION, &((decel * cpu) as u32).to_le_bytes());
         d.quick_stop();
         assert_eq!(d.state(), PowerState::QuickStopActive);
-        let mut steps = 0;
-        while d.state() == PowerState::QuickStopActive {
-            d.step(&mut od, 0.001, false);
-            steps += 1;
-            assert!(steps < 10_000);
-        }
+        let steps = self_quick_stop(&mut d, &mut od);
         assert_eq!(d.state(), PowerState::SwitchOnDisabled);
         let t = f64::from(steps) * 0.001;
         assert!(
@@ -599,12 +605,7 @@ mod tests {
         );
         // A quick stop the drive makes by itself (outputs invalid) still ends in Switch on disabled.
         d.quick_stop();
-        let mut steps = 0;
-        while d.state() == PowerState::QuickStopActive {
-            d.step(&mut od, 0.001, false);
-            steps += 1;
-            assert!(steps < 10_000);
-        }
+        self_quick_stop(&mut d, &mut od);
         assert_eq!(d.state(), PowerState::SwitchOnDisabled);
     }
 
