@@ -280,34 +280,17 @@ fn row(
     let target_ct = Point::new(nalgebra::Point3::from(t.target));
     let reg = &planning.registration;
     let mut trial = Trial {
-        trial: index,
-        seed: 0,
-        slice_mm: planning.slice * 1e3,
-        correction,
-        outcome: Outcome::Done,
-        reason: String::new(),
-        target_x_mm: t.target.x * 1e3,
-        target_y_mm: t.target.y * 1e3,
-        target_z_mm: t.target.z * 1e3,
-        entry_x_mm: t.entry.x * 1e3,
-        entry_y_mm: t.entry.y * 1e3,
-        entry_z_mm: t.entry.z * 1e3,
-        depth_mm: path.depth_m * 1e3,
-        entry_angle_deg: path.angle_from_vertical_rad.to_degrees(),
-        ed_mm: None,
-        nd_mm: None,
-        depth_error_mm: None,
-        angle_error_deg: None,
-        err_x_mm: None,
-        err_y_mm: None,
-        err_z_mm: None,
         fre_mm: Some(reg.fre_rms() * 1e3),
         predicted_tre_mm: Some(reg.predicted_tre(&target_ct, planning.fle) * 1e3),
-        // The phantom's truth is not known from scans.
-        observed_tre_mm: None,
-        check_scans: 0,
-        sim_s: 0.0,
-        wall_s,
+        // The phantom's truth is not known from scans: no observed TRE.
+        ..Trial::planned(
+            index,
+            0,
+            (planning.slice * 1e3, correction),
+            (&t.entry, &t.target),
+            &path,
+            wall_s,
+        )
     };
     let picture = match measured {
         Ok(m) => {

@@ -235,33 +235,21 @@ impl TrialFile {
         let path = PlannedPath::from_points(&entry, &target).context("the trial's planned path")?;
         let mm = |m: Option<f64>| m.map(|m| m * 1e3);
         let mut row = Trial {
-            trial,
-            seed: self.seed,
-            slice_mm,
-            correction: self.correction,
             outcome: self.outcome,
             reason: self.reason.clone(),
-            target_x_mm: target.x * 1e3,
-            target_y_mm: target.y * 1e3,
-            target_z_mm: target.z * 1e3,
-            entry_x_mm: entry.x * 1e3,
-            entry_y_mm: entry.y * 1e3,
-            entry_z_mm: entry.z * 1e3,
-            depth_mm: path.depth_m * 1e3,
-            entry_angle_deg: path.angle_from_vertical_rad.to_degrees(),
-            ed_mm: None,
-            nd_mm: None,
-            depth_error_mm: None,
-            angle_error_deg: None,
-            err_x_mm: None,
-            err_y_mm: None,
-            err_z_mm: None,
             fre_mm: mm(self.fre_m),
             predicted_tre_mm: mm(self.predicted_tre_m),
             observed_tre_mm: mm(self.observed_tre_m),
             check_scans: self.check_scans,
             sim_s: self.sim_s,
-            wall_s,
+            ..Trial::planned(
+                trial,
+                self.seed,
+                (slice_mm, self.correction),
+                (&entry, &target),
+                &path,
+                wall_s,
+            )
         };
         if done {
             let c = self
@@ -297,33 +285,9 @@ pub fn failed_row(
         reason.trim().to_owned()
     };
     let row = Trial {
-        trial,
-        seed,
-        slice_mm,
-        correction,
         outcome: Outcome::Failed,
         reason,
-        target_x_mm: lesion.x * 1e3,
-        target_y_mm: lesion.y * 1e3,
-        target_z_mm: lesion.z * 1e3,
-        entry_x_mm: entry.x * 1e3,
-        entry_y_mm: entry.y * 1e3,
-        entry_z_mm: entry.z * 1e3,
-        depth_mm: path.depth_m * 1e3,
-        entry_angle_deg: path.angle_from_vertical_rad.to_degrees(),
-        ed_mm: None,
-        nd_mm: None,
-        depth_error_mm: None,
-        angle_error_deg: None,
-        err_x_mm: None,
-        err_y_mm: None,
-        err_z_mm: None,
-        fre_mm: None,
-        predicted_tre_mm: None,
-        observed_tre_mm: None,
-        check_scans: 0,
-        sim_s: 0.0,
-        wall_s,
+        ..Trial::planned(trial, seed, (slice_mm, correction), (&entry, &lesion), &path, wall_s)
     };
     row.validate().context("the trial row")?;
     Ok(row)

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::measures::TipMeasures;
+use nalgebra::Vector3;
+
+use crate::measures::{PlannedPath, TipMeasures};
 use crate::Error;
 
 /// How a trial ended.
@@ -94,6 +96,47 @@ pub struct Trial {
 }
 
 impl Trial {
+    /// A row with its plan (entry and target in CT LPS, m; the path between them) and nothing measured: done, no
+    /// reason, every metric empty, no check scan. Callers fill in what they learn.
+    pub fn planned(
+        trial: usize,
+        seed: u64,
+        (slice_mm, correction): (f64, bool),
+        (entry, target): (&Vector3<f64>, &Vector3<f64>),
+        path: &PlannedPath,
+        wall_s: f64,
+    ) -> Trial {
+        Trial {
+            trial,
+            seed,
+            slice_mm,
+            correction,
+            outcome: Outcome::Done,
+            reason: String::new(),
+            target_x_mm: target.x * 1e3,
+            target_y_mm: target.y * 1e3,
+            target_z_mm: target.z * 1e3,
+            entry_x_mm: entry.x * 1e3,
+            entry_y_mm: entry.y * 1e3,
+            entry_z_mm: entry.z * 1e3,
+            depth_mm: path.depth_m * 1e3,
+            entry_angle_deg: path.angle_from_vertical_rad.to_degrees(),
+            ed_mm: None,
+            nd_mm: None,
+            depth_error_mm: None,
+            angle_error_deg: None,
+            err_x_mm: None,
+            err_y_mm: None,
+            err_z_mm: None,
+            fre_mm: None,
+            predicted_tre_mm: None,
+            observed_tre_mm: None,
+            check_scans: 0,
+            sim_s: 0.0,
+            wall_s,
+        }
+    }
+
     /// Fill the tip metrics from a measurement in SI (m, rad), converting to the columns' mm and degrees.
     pub fn set_measures(&mut self, m: &TipMeasures) {
         self.ed_mm = Some(m.ed_m * 1e3);
