@@ -57,8 +57,9 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
         /// The simulated world: `ideal` (the robot, frame, scanner and operator exactly as the controller's model),
-        /// `realistic` (the noise model of launch/config/worlds/realistic.yaml) or a world file; default: the
-        /// configuration's choice (realistic).
+        /// `realistic` (the noise model of launch/config/worlds/realistic.yaml, a breathing patient among it), `still`
+        /// (`realistic` without the breathing: a phantom) or a world file; default: the configuration's choice
+        /// (realistic).
         #[arg(long)]
         world: Option<String>,
         /// Start the system and serve its ROS 2 interface until interrupted, without running the biopsy: drive it

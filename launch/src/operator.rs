@@ -56,6 +56,10 @@ const MAX_STEPS: usize = 20;
 /// Check scans the operator takes again after one gave no answer, in one biopsy.
 const MAX_RETAKES: usize = 2;
 
+/// Steps the operator asks for again after one was held for want of a breath-hold in the gating window, in one biopsy
+/// (each ask is the gate's tries over again, after coaching the patient).
+const MAX_ASKS_AGAIN: usize = 2;
+
 /// The operator's node: service clients, the e-stop heartbeat and the plan points.
 pub struct Operator {
     clients: BTreeMap<&'static str, r2r::Client<Trigger::Service>>,
@@ -255,8 +259,8 @@ impl Operator {
         must(self.set_enable(true, &mut log).await?)?;
         must(self.call("/plan", &mut log).await?)?;
         must(self.call("/align", &mut log).await?)?;
-        let mut retakes = 0;
-        for _ in 0..MAX_STEPS {
+        let (mut retakes, mut asked_again) = (0, 0);
+        for _ in 0..MAX_STEPS + MAX_RETAKES + MAX_ASKS_AGAIN {
             let step = self.call("/insert_step", &mut log).await?;
             // A check scan that gave no answer (the needle not found, no breath-hold for it): the operator takes it once
             // more, as the procedure offers ("insert to scan again, or retract"), before giving up.
@@ -265,6 +269,15 @@ impl Operator {
                 && retakes < MAX_RETAKES
             {
                 retakes += 1;
+                continue;
+            }
+            // A step held for want of a good breath-hold, the needle held: the operator coaches the patient and asks
+            // again, as the answer says.
+            if !step.success
+                && step.message.ends_with("(no breath-hold within the gating window)")
+                && asked_again < MAX_ASKS_AGAIN
+            {
+                asked_again += 1;
                 continue;
             }
             let step = must(step)?;

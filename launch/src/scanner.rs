@@ -175,6 +175,17 @@ impl ScanSource for SimScanner {
                     voxels = protocol.columns * protocol.rows * protocol.slices,
                     "scan {name}"
                 );
+                let mm = |v: nalgebra::Vector3<f64>| format!("[{:.2}, {:.2}, {:.2}]", v.x * 1e3, v.y * 1e3, v.z * 1e3);
+                tracing::debug!(
+                    true_tip_mm = patient.tip().map(|p| mm(p.coords.coords)),
+                    true_heading = patient
+                        .needle()
+                        .map(|n| format!("{:.4?}", n.heading().into_inner().as_slice())),
+                    true_lesion_mm = mm(patient.lesion().coords.coords),
+                    organ_mm = mm(patient.organ_offset()),
+                    depth_mm = patient.needle().map(|n| n.depth() * 1e3),
+                    "truth at scan {name}"
+                );
                 let record = ScanRecord {
                     purpose,
                     dir: dir.clone(),

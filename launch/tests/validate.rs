@@ -103,13 +103,13 @@ fn a_small_study_writes_its_folder_and_its_figures_recompute_from_the_csv() {
     assert!(trials.iter().all(|t| t.trial == 0 && t.seed == trials[0].seed));
     assert!(
         trials.iter().filter(|t| t.outcome == Outcome::Done).count() >= 2,
-        "a realistic-world biopsy mostly finishes: {trials:?}"
+        "a phantom (still-world) biopsy mostly finishes: {trials:?}"
     );
 
     let file = read_summary(&out.join(SUMMARY_JSON)).unwrap();
     assert_eq!((file.info.trials_requested, file.info.seed), (4, 3));
     assert_eq!(file.info.slice_mm, [1.0, 3.0]);
-    assert!(file.info.world.starts_with("realistic") && file.info.noise_model.contains("name: realistic"));
+    assert!(file.info.world.starts_with("still") && file.info.noise_model.contains("name: still"));
     assert!(file.info.controller.contains("controller:") && !file.info.git_revision.is_empty());
     assert_eq!(
         file.info.criteria.len(),

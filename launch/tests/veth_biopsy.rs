@@ -52,8 +52,9 @@ fn biopsy_over_veth_with_the_emulator_in_another_process() {
         .find(|l| l.starts_with("final tip-to-target error:"))
         .expect("a summary");
     let mm: f64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
-    // The ideal world's figure (README: at most 0.34 mm over seeds 1–50), with margin: this test is about the frames.
-    assert!(mm <= 0.40, "{line}");
+    // The ideal world replays exactly: seed 1 ends 0.16 mm from the target in process (sim_biopsy) and over veth alike,
+    // accepted up to 0.25 mm as there.
+    assert!(mm <= 0.25, "{line}");
     // The drives really were the other process: it is still serving after the biopsy.
     assert!(std::path::Path::new(&format!("/proc/{}", emulator.pid())).exists());
 }

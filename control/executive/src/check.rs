@@ -297,6 +297,19 @@ fn analyse_volume(volume: &CtVolume, input: &CheckInput) -> Result<CheckResult, 
         tip_sigma,
         axis_prior: input.axis_prior,
     });
+    if let Ok(c) = &correction {
+        tracing::debug!(
+            tip_mm = ?(seen.tip.coords.coords * 1e3).as_slice(),
+            expected_mm = ?(input.expected_tip.coords.coords * 1e3).as_slice(),
+            target_mm = ?(target_ct.coords.coords * 1e3).as_slice(),
+            curvature = c.curvature,
+            tilt_deg = ?(c.axis_tilt * 180.0 / std::f64::consts::PI).as_slice(),
+            offset_mm = ?(c.entry_offset * 1e3).as_slice(),
+            pivot_deg = c.pivot_angle.to_degrees(),
+            fit_rms_mm = c.fit_rms * 1e3,
+            "check-scan correction"
+        );
+    }
     let entry_robot = input.t_robot_ct.apply(&input.entry_ct);
     let insertion = input.q.insertion();
     match correction {

@@ -58,7 +58,7 @@ fn belt(exec: Executive, motion: &Motion, level: Level, period: f64) -> tokio::t
 }
 
 #[test]
-fn a_step_waits_for_a_good_hold_pauses_when_it_is_lost_and_resumes_without_backing_out() {
+fn a_step_waits_for_a_good_hold_pauses_when_it_is_lost_and_resumes_where_it_stopped_without_backing_out() {
     let mut b = common::bench();
     b.settings.gating = Some(gating(10));
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -91,9 +91,9 @@ fn a_step_waits_for_a_good_hold_pauses_when_it_is_lost_and_resumes_without_backi
         println!("while out of the window the needle moved {:.4} mm", waited * 1e3);
         assert!(waited.abs() < 1e-6, "moved {waited} m out of the window");
 
-        // A good hold (0.4 mm from the reference): the step starts. Mid-step the hold drifts out: the motion brakes and
-        // holds; back in a good hold, it resumes.
-        level.set(0.4);
+        // A good hold (0.8 mm from the reference): the step starts. Mid-step the hold drifts out: the motion brakes and
+        // holds; back in a hold near the level it stopped at, it resumes.
+        level.set(0.8);
         status.wait_for(|s| s.actual.insertion() > start + 5e-3).await.unwrap();
         level.set(-2.5);
         // Instructed to breathe: the pause is in effect.
@@ -113,7 +113,28 @@ fn a_step_waits_for_a_good_hold_pauses_when_it_is_lost_and_resumes_without_backi
             (still - paused_at) * 1e3
         );
         assert!((still - paused_at).abs() < 1e-6, "moved while paused");
-        level.set(0.2);
+        // A hold in the scan's window (-0.5 mm) but 1.3 mm from where the needle stopped: the shaft would resume bent by
+        // the difference, so the step waits for another hold.
+        while running.reports.try_recv().is_ok() {}
+        level.set(-0.5);
+        // Three asks: whichever hold was under way when the level changed, one whole hold at -0.5 mm was judged.
+        let mut asked = 0;
+        while asked < 3 {
+            match running.reports.recv().await {
+                Some(Report::BreathHold(true)) => asked += 1,
+                // The step went on and ended: the assertion below says how far it moved.
+                Some(Report::Answered { .. }) => break,
+                Some(_) => {}
+                None => panic!("reports ended"),
+            }
+        }
+        let waited = status.borrow().actual.insertion() - paused_at;
+        println!("in a hold 1.3 mm from the stop the needle moved {:.4} mm", waited * 1e3);
+        assert!(
+            waited.abs() < 1e-6,
+            "resumed {waited} m in a hold 1.3 mm from where it stopped"
+        );
+        level.set(0.5);
         let answer = step.await.unwrap();
         assert!(answer.ok && answer.text.contains("check scan 1"), "{}", answer.text);
         let end = status.borrow().actual.insertion();

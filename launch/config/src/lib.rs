@@ -264,10 +264,10 @@ pub struct Parts {
     pub world_path: PathBuf,
 }
 
-/// The worlds shipped in launch/config/worlds/ (`ideal`, `realistic`, `breathing`), or a file.
+/// The worlds shipped in launch/config/worlds/ (`ideal`, `still`, `realistic`), or a file.
 pub fn world_path(choice: &str, relative_to: &Path) -> PathBuf {
     match choice {
-        "ideal" | "realistic" | "breathing" => Path::new(env!("CARGO_MANIFEST_DIR"))
+        "ideal" | "still" | "realistic" => Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("worlds")
             .join(format!("{choice}.yaml")),
         file => relative_to.join(file),

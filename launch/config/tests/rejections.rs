@@ -44,8 +44,8 @@ fn parts() -> Parts {
 }
 
 #[test]
-fn the_shipped_file_loads_in_both_worlds() {
-    for world in ["ideal", "realistic"] {
+fn the_shipped_file_loads_in_every_world() {
+    for world in ["ideal", "still", "realistic"] {
         let c = SimConfig::load_in(&sim_path(), Some(world)).unwrap();
         assert_eq!(c.world.name, world);
         assert!((c.file.start_pose[2] - 0.12).abs() < 1e-12, "{:?}", c.file.start_pose);
@@ -246,7 +246,7 @@ fn a_bad_respiration_section_is_refused_by_name() {
 
 #[test]
 fn a_bad_breathing_section_of_a_world_is_refused_by_name() {
-    let world = include_str!("../worlds/breathing.yaml");
+    let world = include_str!("../worlds/realistic.yaml");
     let e = WorldModel::from_yaml(&world.replace("level_sigma: 0.0015", "level_sigma: 1.5"))
         .unwrap_err()
         .to_string();

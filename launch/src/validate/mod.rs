@@ -39,8 +39,9 @@ pub struct SimStudyArgs {
     /// Check-scan slice thicknesses (and spacings), mm, comma-separated; the planning scan keeps the configuration's.
     #[arg(long, value_delimiter = ',', default_value = "1,3,5")]
     pub slices: Vec<f64>,
-    /// The simulated world: `ideal`, `realistic`, `breathing` or a world file.
-    #[arg(long, default_value = "realistic")]
+    /// The simulated world: `ideal`, `still`, `realistic` or a world file. A phantom study by default: `still` is the
+    /// realistic robot, frame, scanner and operator with a phantom that does not breathe.
+    #[arg(long, default_value = "still")]
     pub world: String,
     /// Simulation configuration (the controller's settings and the scan protocols).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim.yaml"))]

@@ -58,7 +58,7 @@ pub struct Settings {
     pub exe: PathBuf,
     /// The sim configuration.
     pub config: PathBuf,
-    /// The world (`ideal`, `realistic`, `breathing` or a file).
+    /// The world (`ideal`, `still`, `realistic` or a file).
     pub world: String,
     /// A trial still running after this is killed and failed.
     pub timeout: Duration,

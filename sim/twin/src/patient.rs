@@ -166,8 +166,13 @@ pub struct Patient {
     bend: UnitQuaternion<f64>,
     /// Where the tissue holds the shaft (organ frame), with the entry and the bend when that was taken: the bend is a
     /// function of where the entry is now, not of the path it took there (a breath out and back leaves the needle as it
-    /// was, however often it is looked at). Taken again after the needle advances, withdraws or the guide turns.
+    /// was, however often it is looked at). Taken again after the needle advances or the guide turns; after a
+    /// withdrawal, restored from [`Self::cuts`].
     bend_anchor: Option<BendAnchor>,
+    /// The entry (organ frame) and the bend at each advance, by depth: a withdrawal puts the shaft back in the track it
+    /// cut, so the bend is elastic again about the entry the track was cut from, whatever the organ did on the way
+    /// out (a withdrawal in free breathing leaves no bend behind once the tissue is back).
+    cuts: Vec<Cut>,
     /// The encoder positions of the last sync.
     last_q: Option<JointPositions>,
 }
@@ -176,6 +181,41 @@ pub struct Patient {
 #[derive(Clone, Copy, Debug)]
 struct BendAnchor {
     held: nalgebra::Point3<f64>,
+    entry: nalgebra::Point3<f64>,
+    bend: UnitQuaternion<f64>,
+}
+
+impl BendAnchor {
+    /// Held by the tissue at the tip, or `MIN_LEVER` along the shaft from `entry` while less is inserted (a needle
+    /// barely in is held by the guide, not by the tissue).
+    fn new(
+        entry: nalgebra::Point3<f64>,
+        tip: nalgebra::Point3<f64>,
+        heading: Vector3<f64>,
+        bend: UnitQuaternion<f64>,
+    ) -> Self {
+        let shaft = tip - entry;
+        let lever = shaft.norm().max(MIN_LEVER);
+        let dir = shaft.try_normalize(1e-12).unwrap_or(heading);
+        Self {
+            held: entry + dir * lever,
+            entry,
+            bend,
+        }
+    }
+
+    /// The bend with the entry at `entry`: the shaft turned by the angle the entry moved, seen from the held point.
+    fn bend_at(&self, entry: &nalgebra::Point3<f64>) -> UnitQuaternion<f64> {
+        let turn = UnitQuaternion::rotation_between(&(self.held - self.entry), &(self.held - entry))
+            .unwrap_or_else(UnitQuaternion::identity);
+        turn * self.bend
+    }
+}
+
+/// See [`Patient::cuts`]: the entry (organ frame, m) and the bend when the needle reached `depth` (m).
+#[derive(Clone, Copy, Debug)]
+struct Cut {
+    depth: f64,
     entry: nalgebra::Point3<f64>,
     bend: UnitQuaternion<f64>,
 }
@@ -219,6 +259,7 @@ impl Patient {
             organ: Vector3::zeros(),
             bend: UnitQuaternion::identity(),
             bend_anchor: None,
+            cuts: Vec::new(),
             last_q: None,
         })
     }
@@ -263,29 +304,21 @@ impl Patient {
             self.needle = None;
             self.bend = UnitQuaternion::identity();
             self.bend_anchor = None;
+            self.cuts.clear();
             return Ok(());
         }
         let needle = match self.needle.as_mut() {
             Some(n) => {
                 let (old_entry, tip) = (n.guide().entry.coords, n.tip().coords);
                 if (entry.coords - old_entry).norm() > 1e-9 {
-                    // The tissue moved under the entry: the shaft turns by the angle the entry moved, seen from the
-                    // tip, or from MIN_LEVER along the shaft while less is inserted (a needle barely in is held by the
-                    // guide, not by the tissue).
+                    // The tissue moved under the entry: the shaft turns by the angle the entry moved, seen from where
+                    // the tissue holds it.
                     let bend = self.bend;
-                    let a = *self.bend_anchor.get_or_insert_with(|| {
-                        let shaft = tip - old_entry;
-                        let lever = shaft.norm().max(MIN_LEVER);
-                        let dir = shaft.try_normalize(1e-12).unwrap_or_else(|| n.heading().into_inner());
-                        BendAnchor {
-                            held: old_entry + dir * lever,
-                            entry: old_entry,
-                            bend,
-                        }
-                    });
-                    let turn = UnitQuaternion::rotation_between(&(a.held - a.entry), &(a.held - entry.coords))
-                        .unwrap_or_else(UnitQuaternion::identity);
-                    self.bend = turn * a.bend;
+                    let heading = n.heading().into_inner();
+                    let a = *self
+                        .bend_anchor
+                        .get_or_insert_with(|| BendAnchor::new(old_entry, tip, heading, bend));
+                    self.bend = a.bend_at(&entry.coords);
                     let guide = GuidePose {
                         entry,
                         holder: self.bend * holder,
@@ -303,14 +336,21 @@ impl Patient {
                 }
                 n
             }
-            None => self.needle.insert(
-                NeedleInTissue::new(
-                    self.config.tissue.clone(),
-                    GuidePose { entry, holder },
-                    self.config.lesion,
+            None => {
+                self.cuts = vec![Cut {
+                    depth: 0.0,
+                    entry: entry.coords,
+                    bend: self.bend,
+                }];
+                self.needle.insert(
+                    NeedleInTissue::new(
+                        self.config.tissue.clone(),
+                        GuidePose { entry, holder },
+                        self.config.lesion,
+                    )
+                    .map_err(TwinError::Needle)?,
                 )
-                .map_err(TwinError::Needle)?,
-            ),
+            }
         };
         let increment = depth - needle.depth();
         // Below a nanometre is rounding (a pivot recomputes the depth), not insertion: advancing by it would draw the
@@ -318,10 +358,29 @@ impl Patient {
         if increment > 1e-9 {
             needle.advance(increment).map_err(TwinError::Needle)?;
             self.bend_anchor = None;
+            self.cuts.push(Cut {
+                depth: needle.depth(),
+                entry: entry.coords,
+                bend: self.bend,
+            });
         } else if increment < -1e-6 {
-            // Pulled back part of the way (a withdrawal before a redirect): the tip retraces its track.
+            // Pulled back part of the way (a withdrawal before a redirect): the tip retraces its track, and the shaft
+            // lies in it as when it was cut there: bent about that cut's entry by where the entry is now.
             needle.withdraw(-increment).map_err(TwinError::Needle)?;
-            self.bend_anchor = None;
+            let depth = needle.depth();
+            let keep = self.cuts.iter().rposition(|c| c.depth <= depth + 1e-9).unwrap_or(0);
+            self.cuts.truncate(keep + 1);
+            if let Some(cut) = self.cuts.last().copied() {
+                let a = BendAnchor::new(cut.entry, needle.tip().coords, needle.heading().into_inner(), cut.bend);
+                self.bend = a.bend_at(&entry.coords);
+                self.bend_anchor = Some(a);
+                needle
+                    .set_guide_tissue_moved(GuidePose {
+                        entry,
+                        holder: self.bend * holder,
+                    })
+                    .map_err(TwinError::Needle)?;
+            }
         }
         Ok(())
     }

@@ -104,3 +104,41 @@ fn inserting_at_another_breathing_level_turns_the_track() {
     );
     assert!(off > 1.2e-3 && off < 1.8e-3, "{off} m");
 }
+
+/// A withdrawal during free breathing (a redirect's, which the procedure does not gate) puts the shaft back in the track
+/// it cut: once the organ is back at the level the track was cut at, the needle lies as a still patient's, and the
+/// redirected insertion from there cuts the same track, however often the twin looked on the way out.
+#[test]
+fn a_withdrawal_in_free_breathing_leaves_no_bend_behind() {
+    let config = PatientConfig::reference();
+    let (deep, shallow, again) = (0.06, 0.015, 0.045);
+    let mut still = Patient::ideal(config.clone(), URDF).unwrap();
+    for depth in [0.0, deep, shallow, again] {
+        still.sync(&pose(&config, depth)).unwrap();
+    }
+    for syncs_per_breath in [4usize, 8, 80] {
+        let mut p = Patient::ideal(config.clone(), URDF).unwrap();
+        p.sync(&pose(&config, 0.0)).unwrap();
+        p.sync(&pose(&config, deep)).unwrap();
+        // Out to 15 mm over 10 breaths, the last look mid-breath (the organ 6 mm cranial).
+        let looks = 10 * syncs_per_breath + syncs_per_breath / 4;
+        for k in 1..=looks {
+            let depth = deep + (shallow - deep) * k as f64 / looks as f64;
+            let d = organ(k as f64 / syncs_per_breath as f64 * std::f64::consts::TAU);
+            p.sync_breathing(&pose(&config, depth), d).unwrap();
+        }
+        // Back at the level, in again.
+        p.sync_breathing(&pose(&config, shallow), Vector3::zeros()).unwrap();
+        p.sync_breathing(&pose(&config, again), Vector3::zeros()).unwrap();
+        let off = (tip(&p) - tip(&still)).norm();
+        let turned = p.needle().unwrap().heading().angle(&still.needle().unwrap().heading());
+        println!(
+            "{syncs_per_breath} syncs per breath: {:.2e} m from the still patient's tip, heading {:.2e} rad",
+            off, turned
+        );
+        assert!(
+            off < 1e-9 && turned < 1e-9,
+            "{syncs_per_breath} syncs per breath: {off} m, {turned} rad"
+        );
+    }
+}

@@ -11,12 +11,12 @@ use acus_sim_twin::world::WorldModel;
 use std::path::Path;
 
 fn breathing() -> RespirationModel {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../launch/config/worlds/breathing.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../launch/config/worlds/realistic.yaml");
     WorldModel::load(&path)
         .expect("realistic world")
         .patient
         .breathing
-        .expect("the breathing world breathes")
+        .expect("the realistic world breathes")
 }
 
 #[test]

@@ -17,7 +17,10 @@
 //!    the discrete voxel sums integrate smoothly whatever the grid phase. The mass-equivalent end of a round-ended rod
 //!    lies `r/3` before its physical point (a hemisphere holds 2/3 of the cylinder of the same length), hence
 //!    `tip_offset`. The background subtracted from every voxel is the median of a shell around the needle, taken per
-//!    2 mm along it, so a lesion or organ boundary crossing the windows does not tilt the balance.
+//!    2 mm along it, so a lesion or organ boundary crossing the windows does not tilt the balance; in the slices the
+//!    needle crosses, once the tube fit has found the shaft, it is read on the voxel's own metal-streak ray instead
+//!    (angular sectors about the needle's trace in that slice; see `background.rs`), since streaks do not cancel in the
+//!    tube and, along a needle at a shallow angle to the slices, run ahead of the tip.
 //!
 //! Thick slices: a needle lying within a few degrees of the slice plane stays inside one slice over centimetres, and a
 //! box slice profile hides where in that slice it is; only slice-boundary crossings locate it. The fit length therefore
@@ -25,6 +28,7 @@
 
 use nalgebra::{Matrix3, Point3, SymmetricEigen, Unit, Vector3};
 
+use super::background::{streak_background, Slices, Trace};
 use super::NeedleError;
 use crate::frames::{Ct, Point};
 use crate::registration::CtVolume;
@@ -145,12 +149,13 @@ pub struct NeedleObservation {
     pub tip_sigma: f64,
 }
 
-/// A voxel near the line: position (CT), HU, and weight (HU above the local background).
+/// A voxel near the line: position (CT), HU, weight (HU above the local background) and slice index.
 #[derive(Clone, Copy, Debug)]
-struct Sample {
-    p: Vector3<f64>,
-    hu: f64,
-    w: f64,
+pub(super) struct Sample {
+    pub(super) p: Vector3<f64>,
+    pub(super) hu: f64,
+    pub(super) w: f64,
+    pub(super) k: usize,
 }
 
 /// Finds the needle near the expected axis and measures its tip (see the module docs for the method).
@@ -281,12 +286,39 @@ pub fn find_needle(volume: &CtVolume, search: &NeedleSearch) -> Result<NeedleObs
         .into_iter()
         .map(|v| if v.len() >= 8 { median(v) } else { bg })
         .collect();
-    for s in &mut local {
-        s.w = s.hu - bg_bins[bin_of(s)];
-    }
+    let shell_bg: Vec<f64> = local.iter().map(|s| bg_bins[bin_of(s)]).collect();
+    let slices = Slices {
+        normal: geometry.normal.into_inner(),
+        row: geometry.row_dir.into_inner(),
+        col: geometry.col_dir.into_inner(),
+        thickness: slice,
+    };
 
     let mut end = far;
-    for _ in 0..3 {
+    for pass in 0..4 {
+        // Background per voxel: on its streak ray in the slices the needle crosses, the shell median elsewhere. The
+        // first pass uses the shell median only: the streak rays need the needle's trace, which the metal's line (pulled
+        // by any other metal in the search cylinder) may not give yet.
+        let trace = Trace {
+            origin,
+            axis,
+            end,
+            end_margin: search.tip_offset + 0.5e-3,
+            radius: search.needle_radius,
+            clear: 2.0 * pixel,
+            ring: 4.0 * pixel,
+            // Beyond this (a needle within ~4° of a 1 mm slice's plane, ~11° of a 3 mm one) the needle's place in the
+            // slab is too poorly known to centre the rays on it.
+            max_length: 0.015,
+        };
+        let streaks = if pass == 0 {
+            vec![None; local.len()]
+        } else {
+            streak_background(&local, &slices, &trace)
+        };
+        for ((s, b), shell) in local.iter_mut().zip(streaks).zip(&shell_bg) {
+            s.w = s.hu - b.unwrap_or(*shell);
+        }
         // Tube line fit on the shaft (the blurred end excluded), weights HU − background.
         let shaft: Vec<Sample> = local
             .iter()
@@ -473,7 +505,12 @@ fn gather(volume: &CtVolume, a: &Vector3<f64>, b: &Vector3<f64>, radius: f64, ou
                 let t = ((p - a).dot(&ab) / len2).clamp(0.0, 1.0);
                 if (p - a - ab * t).norm() <= radius {
                     let value = f64::from(hu[volume.linear_index(i, j, k)]);
-                    out.push(Sample { p, hu: value, w: value });
+                    out.push(Sample {
+                        p,
+                        hu: value,
+                        w: value,
+                        k,
+                    });
                 }
             }
         }
@@ -505,7 +542,7 @@ fn check_inside(volume: &CtVolume, a: &Vector3<f64>, b: &Vector3<f64>, margin: f
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }

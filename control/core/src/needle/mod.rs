@@ -12,6 +12,7 @@
 //! ```
 //! Pure: no IO, CT (LPS) frame, SI units.
 
+mod background;
 pub mod correction;
 pub mod locate;
 
