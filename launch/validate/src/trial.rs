@@ -148,6 +148,20 @@ impl Trial {
         self.err_z_mm = Some(m.error_m.z * 1e3);
     }
 
+    /// The row without the tip measures of [`Self::set_measures`] (a trial that stopped before its tip was measured).
+    pub fn without_measures(self) -> Trial {
+        Trial {
+            ed_mm: None,
+            nd_mm: None,
+            depth_error_mm: None,
+            angle_error_deg: None,
+            err_x_mm: None,
+            err_y_mm: None,
+            err_z_mm: None,
+            ..self
+        }
+    }
+
     /// Check the row before it can enter a statistic: every number finite, distances non-negative, angles in range,
     /// a finished trial has its tip metrics and no reason, a stopped or failed one has a reason.
     pub fn validate(&self) -> Result<(), Error> {
@@ -292,16 +306,9 @@ pub(crate) mod tests {
         Trial {
             outcome: Outcome::Stopped,
             reason: reason.into(),
-            ed_mm: None,
-            nd_mm: None,
-            depth_error_mm: None,
-            angle_error_deg: None,
-            err_x_mm: None,
-            err_y_mm: None,
-            err_z_mm: None,
             predicted_tre_mm: None,
             observed_tre_mm: None,
-            ..done(trial, slice_mm, correction, 0.0)
+            ..done(trial, slice_mm, correction, 0.0).without_measures()
         }
     }
 

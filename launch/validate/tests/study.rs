@@ -70,34 +70,28 @@ fn synthetic(seed: u64) -> Vec<Trial> {
                 let axis = Rotation3::from_axis_angle(&tilt, unit.sample(&mut rng) * 0.01) * planned;
                 let m = TipMeasures::from_points(&entry, &target, &(target + error), &axis).unwrap();
                 let path = PlannedPath::from_points(&entry, &target).unwrap();
+                // Drawn in the fields' order, as the fixture always drew them.
+                let fre = 0.2 + 0.1 * rng.random::<f64>();
+                let predicted = 0.3 + 0.1 * rng.random::<f64>();
+                let observed = (0.3 + 0.15 * unit.sample(&mut rng)).abs();
+                let check_scans = if correction { 1 + rng.random_range(0..3) } else { 1 };
+                let sim_s = 60.0 + 100.0 * rng.random::<f64>();
+                let wall_s = 1.0 + rng.random::<f64>();
+                let trial_seed = seed * 1000 + k as u64;
                 let mut t = Trial {
-                    trial: target_i,
-                    seed: seed * 1000 + k as u64,
-                    slice_mm,
-                    correction,
-                    outcome: Outcome::Done,
-                    reason: String::new(),
-                    target_x_mm: target.x * 1e3,
-                    target_y_mm: target.y * 1e3,
-                    target_z_mm: target.z * 1e3,
-                    entry_x_mm: entry.x * 1e3,
-                    entry_y_mm: entry.y * 1e3,
-                    entry_z_mm: entry.z * 1e3,
-                    depth_mm: path.depth_m * 1e3,
-                    entry_angle_deg: path.angle_from_vertical_rad.to_degrees(),
-                    ed_mm: None,
-                    nd_mm: None,
-                    depth_error_mm: None,
-                    angle_error_deg: None,
-                    err_x_mm: None,
-                    err_y_mm: None,
-                    err_z_mm: None,
-                    fre_mm: Some(0.2 + 0.1 * rng.random::<f64>()),
-                    predicted_tre_mm: Some(0.3 + 0.1 * rng.random::<f64>()),
-                    observed_tre_mm: Some((0.3 + 0.15 * unit.sample(&mut rng)).abs()),
-                    check_scans: if correction { 1 + rng.random_range(0..3) } else { 1 },
-                    sim_s: 60.0 + 100.0 * rng.random::<f64>(),
-                    wall_s: 1.0 + rng.random::<f64>(),
+                    fre_mm: Some(fre),
+                    predicted_tre_mm: Some(predicted),
+                    observed_tre_mm: Some(observed),
+                    check_scans,
+                    sim_s,
+                    ..Trial::planned(
+                        target_i,
+                        trial_seed,
+                        (slice_mm, correction),
+                        (&entry, &target),
+                        &path,
+                        wall_s,
+                    )
                 };
                 t.set_measures(&m);
                 if k.is_multiple_of(13) {
@@ -125,15 +119,8 @@ fn synthetic(seed: u64) -> Vec<Trial> {
 
 fn cleared(t: Trial) -> Trial {
     Trial {
-        ed_mm: None,
-        nd_mm: None,
-        depth_error_mm: None,
-        angle_error_deg: None,
-        err_x_mm: None,
-        err_y_mm: None,
-        err_z_mm: None,
         observed_tre_mm: None,
-        ..t
+        ..t.without_measures()
     }
 }
 
